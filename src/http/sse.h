@@ -31,9 +31,10 @@ typedef struct mcplex_sse_parser mcplex_sse_parser_t;
  * any data field only updates the last event id / retry (see the getters below).
  * |cb| may call mcplex_sse_parser_destroy() on its own parser: the rest of the fed bytes are then
  * dropped and mcplex_sse_parser_feed() returns 0 without touching the parser again.
+ *
+ * Creates a parser calling |cb| for each complete event. |max_event_bytes| caps one event
+ * (0 = 8 MiB). Free with mcplex_sse_parser_destroy().
  */
-/* Creates a parser calling |cb| for each complete event. |max_event_bytes| caps one event
- * (0 = 8 MiB). Free with mcplex_sse_parser_destroy(). */
 mcplex_sse_parser_t *mcplex_sse_parser_create(mcplex_sse_event_fn cb, void *arg, size_t max_event_bytes);
 void mcplex_sse_parser_destroy(mcplex_sse_parser_t *p);
 /*

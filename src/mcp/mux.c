@@ -775,6 +775,43 @@ rewrite_routed_result(const mcplex_session_t *s, size_t target, const char *meth
 
 /* ---- list fan-out ----------------------------------------------------------------------------- */
 
+/* Owner map of |list_key| ("tools", "prompts", "resources"), or NULL (templates). */
+static mcplex_strmap_t *
+owner_map(mcplex_session_t *s, const char *list_key)
+{
+    if (strcmp(list_key, "tools") == 0)
+        return &s->owners[0];
+    if (strcmp(list_key, "prompts") == 0)
+        return &s->owners[1];
+    if (strcmp(list_key, "resources") == 0)
+        return &s->owners[2];
+    return NULL;
+}
+
+/*
+ * Unprefixed multiplexing (prefix_mode NEVER): remembers which target serves |item|'s name or
+ * URI. Returns 0 if another target already serves it (the item is then left out, so the client
+ * never sees a name it cannot call unambiguously), 1 otherwise.
+ */
+static int
+owner_learn(mcplex_session_t *s, const char *list_key, size_t target, const cJSON *item)
+{
+    mcplex_strmap_t *map = owner_map(s, list_key);
+    const char *key = json_string(item, strcmp(list_key, "resources") == 0 ? "uri" : "name");
+    uintptr_t owner;
+
+    if (map == NULL || key == NULL)
+        return 1;
+    owner = (uintptr_t)mcplex_strmap_get(map, key);
+    if (owner != 0 && owner != target + 1) {
+        mcplex_log_warn("mcp", "'%s' is served by targets '%s' and '%s'; keeping the first", key,
+                        s->target_names[owner - 1], s->target_names[target]);
+        return 0;
+    }
+    mcplex_strmap_put(map, key, (void *)(target + 1));
+    return 1;
+}
+
 static const char *
 list_capability(const char *method)
 {
@@ -833,8 +870,15 @@ list_finish(mcplex_op_t *op)
             mcplex_log_warn("mcp", "%s: %s (left out of the answer)", op->method, slot->error);
             continue;
         }
-        while (slot->items != NULL && cJSON_GetArraySize(slot->items) > 0)
-            cJSON_AddItemToArray(all, cJSON_DetachItemFromArray(slot->items, 0));
+        while (slot->items != NULL && cJSON_GetArraySize(slot->items) > 0) {
+            cJSON *item = cJSON_DetachItemFromArray(slot->items, 0);
+            /* Unprefixed multiplexing: the first target in config order owns a shared name. */
+            if (!s->prefixed && s->n_upstreams > 1 && !owner_learn(s, op->list_key, i, item)) {
+                cJSON_Delete(item);
+                continue;
+            }
+            cJSON_AddItemToArray(all, item);
+        }
     }
     op_reply_result(op, result);
 }
@@ -967,13 +1011,30 @@ route_target(mcplex_session_t *s, const char *method, cJSON *params, int *code, 
         return -1;
     }
     if (!s->prefixed) {
-        /* Unprefixed: one target, or the first ready target that serves this kind. */
-        for (size_t i = 0; i < s->n_upstreams; i++)
-            if (s->upstreams[i].state == MCPLEX_UPSTREAM_READY)
-                return (int)i;
-        *code = MCPLEX_JSONRPC_INTERNAL_ERROR;
-        snprintf(message, len, "no target is available");
-        return -1;
+        /* One unprefixed target serves everything; with several (prefix_mode NEVER) the owner
+         * comes from the lists, and a URI no list named goes to the only target with the
+         * capability, if there is exactly one. */
+        uintptr_t owner = 0;
+        if (s->n_upstreams == 1)
+            return 0;
+        owner = (uintptr_t)mcplex_strmap_get(&s->owners[uri ? 2 : strcmp(what, "prompt") == 0 ? 1 : 0], value);
+        if (owner == 0 && uri) {
+            for (size_t i = 0; i < s->n_upstreams; i++) {
+                if (upstream_has_capability(&s->upstreams[i], "resources")) {
+                    if (owner != 0) {
+                        owner = 0;
+                        break;
+                    }
+                    owner = i + 1;
+                }
+            }
+        }
+        if (owner == 0) {
+            *code = MCPLEX_JSONRPC_INVALID_PARAMS;
+            snprintf(message, len, "Unknown %s: %s", what, value);
+            return -1;
+        }
+        return (int)(owner - 1);
     }
     idx = uri ? mcplex_naming_split_uri(value, s->target_names, s->n_upstreams, &rest)
               : mcplex_naming_split_name(value, s->backend->separator, s->target_names, s->n_upstreams, &rest);

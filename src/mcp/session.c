@@ -235,6 +235,8 @@ mcplex_session_create(struct mcplex_worker *worker, mcplex_snapshot_t *snapshot,
         s->prefixed = backend->n_targets > 1;
         break;
     }
+    for (size_t i = 0; i < MCPLEX_ARRAY_SIZE(s->owners); i++)
+        mcplex_strmap_init(&s->owners[i]);
     s->created = s->last_used = time(NULL);
     return s;
 }
@@ -270,6 +272,8 @@ session_free(mcplex_session_t *s)
         cJSON_Delete(u->capabilities);
         free(u->instructions);
     }
+    for (size_t i = 0; i < MCPLEX_ARRAY_SIZE(s->owners); i++)
+        mcplex_strmap_dispose(&s->owners[i]);
     free(s->upstreams);
     free(s->target_names);
     free(s->id);

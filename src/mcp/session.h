@@ -114,6 +114,9 @@ struct mcplex_session {
     cJSON *client_capabilities;             /* from initialize (owned) */
     uint32_t route_timeout_ms;              /* deadline of routed requests; 0 = none */
     struct mcplex_op *ops;                  /* live downstream operations */
+    /* Unprefixed sessions with several targets (prefix_mode NEVER) route by owner: name or URI
+     * -> target index + 1, learned from the lists the client was given. */
+    mcplex_strmap_t owners[3];              /* tools, prompts, resources */
     int closing;
     time_t created;
     time_t last_used;
