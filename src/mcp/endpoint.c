@@ -73,30 +73,118 @@ pick_backend(const mcplex_route_t *route)
     return &route->clusters[route->n_clusters - 1];
 }
 
-static void
-handle_initialize(const mcplex_mcp_route_ctx_t *rc, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex)
+/* A new session on the backend the route picks (by weight, on session creation only). */
+static mcplex_session_t *
+new_session(const mcplex_mcp_route_ctx_t *rc, char *why, size_t why_len)
 {
     const mcplex_mcp_backend_t *backend = rc->mcp_router;
     const char *backend_name = rc->mcp_router_name;
-    mcplex_session_t *s;
 
     if (backend == NULL) {
         const mcplex_weighted_cluster_t *pick = pick_backend(rc->route);
         const mcplex_cluster_t *cluster = pick != NULL ? mcplex_snapshot_find_cluster(rc->snapshot, pick->name) : NULL;
         if (cluster == NULL || cluster->mcp == NULL) {
-            char message[256];
-            snprintf(message, sizeof(message), "cluster '%s' is not an MCP backend",
-                     pick != NULL ? pick->name : "(none)");
-            mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL, NULL);
-            goto done;
+            snprintf(why, why_len, "cluster '%s' is not an MCP backend", pick != NULL ? pick->name : "(none)");
+            return NULL;
         }
         backend = cluster->mcp;
         backend_name = cluster->name;
     }
-    s = mcplex_session_create(rc->worker, rc->snapshot, backend_name, backend, rc->route->timeout_ms);
-    mcplex_mux_initialize(s, msg->id_raw, msg->params, ex);
-done:
+    return mcplex_session_create(rc->worker, rc->snapshot, backend_name, backend, rc->route->timeout_ms);
+}
+
+static void
+handle_initialize(const mcplex_mcp_route_ctx_t *rc, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex)
+{
+    char message[256];
+    mcplex_session_t *s = new_session(rc, message, sizeof(message));
+
+    if (s == NULL)
+        mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL, NULL);
+    else
+        mcplex_mux_initialize(s, msg->id_raw, msg->params, ex);
     mcplex_jsonrpc_msg_dispose(msg);
+}
+
+/* ---- legacy HTTP+SSE (MCP 2024-11-05) ------------------------------------------------------------- */
+
+static int
+path_is_sse(const char *path)
+{
+    size_t n = strlen(path);
+
+    return n >= 4 && strcmp(path + n - 4, "/sse") == 0;
+}
+
+/* The value of |key| in a query string (malloc'ed, no percent-decoding needed for our ids). */
+static char *
+query_param(const char *query, const char *key)
+{
+    size_t klen = strlen(key);
+
+    for (const char *p = query; p != NULL && *p != '\0'; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            const char *v = p + klen + 1;
+            return mcplex_strndup(v, strcspn(v, "&"));
+        }
+    }
+    return NULL;
+}
+
+/* GET /sse: a new legacy session whose stream starts with `event: endpoint`. */
+static void
+handle_legacy_stream(const mcplex_mcp_route_ctx_t *rc, const mcplex_http_request_t *req, mcplex_exchange_t *ex)
+{
+    char message[256];
+    mcplex_session_t *s = new_session(rc, message, sizeof(message));
+
+    if (s == NULL) {
+        reply_plain_error(ex, 503, MCPLEX_JSONRPC_INTERNAL_ERROR, message);
+        return;
+    }
+    s->legacy_sse = 1;
+    if (mcplex_session_register(s) != 0) {
+        mcplex_session_close(s, "session id");
+        reply_plain_error(ex, 500, MCPLEX_JSONRPC_INTERNAL_ERROR, "could not create a session id");
+        return;
+    }
+    /* The message endpoint: the same path, the session in the query (relative URL). */
+    s->legacy_endpoint = mcplex_sprintf("%s?sessionId=%s", req->path, s->id);
+    mcplex_session_open_server_stream(s, ex, NULL);
+}
+
+/* POST ...?sessionId=: one message of a legacy session: 202 now, the answer on its stream. */
+static void
+handle_legacy_message(const mcplex_mcp_route_ctx_t *rc, const mcplex_http_request_t *req, const char *sid,
+                      mcplex_exchange_t *ex)
+{
+    mcplex_session_t *s = mcplex_session_find(rc->worker->sessions, sid);
+    mcplex_exchange_t *answer;
+    mcplex_jsonrpc_msg_t msg;
+    const char *why = NULL;
+    int rc_parse;
+
+    if (s == NULL || !s->legacy_sse) {
+        reply_plain_error(ex, 404, MCPLEX_JSONRPC_REQUEST_TIMEOUT, "Session not found");
+        return;
+    }
+    memset(&msg, 0, sizeof(msg));
+    rc_parse = mcplex_jsonrpc_parse(req->body, req->body_len, &msg, &why);
+    if (rc_parse != 0) {
+        mcplex_exchange_reply_error(ex, 400, msg.id_raw, rc_parse, why != NULL ? why : "Invalid message", NULL, NULL);
+        mcplex_jsonrpc_msg_dispose(&msg);
+        return;
+    }
+    mcplex_exchange_reply_status(ex, 202);
+    answer = mcplex_exchange_create(NULL, NULL, 0);
+    answer->legacy = 1;
+    answer->session = s;
+    if (msg.kind == MCPLEX_JSONRPC_REQUEST && strcmp(msg.method, "initialize") == 0 && s->protocol_version == NULL) {
+        mcplex_mux_initialize(s, msg.id_raw, msg.params, answer);
+        mcplex_jsonrpc_msg_dispose(&msg);
+        return;
+    }
+    mcplex_mux_handle(s, &msg, answer);
 }
 
 static void
@@ -190,24 +278,51 @@ handle_delete(const mcplex_mcp_route_ctx_t *rc, const mcplex_http_request_t *req
     mcplex_exchange_reply_status(ex, 200);
 }
 
+/* GET: the session's server stream (MCP streamable HTTP), or a legacy /sse stream. */
+static void
+handle_get(const mcplex_mcp_route_ctx_t *rc, const mcplex_http_request_t *req, mcplex_exchange_t *ex)
+{
+    const char *sid = mcplex_http_request_header(req, "mcp-session-id");
+    mcplex_session_t *s;
+
+    if (!accept_allows(mcplex_http_request_header(req, "accept"), "text/event-stream")) {
+        reply_plain_error(ex, 406, MCPLEX_JSONRPC_CONNECTION_CLOSED, "Not Acceptable: GET needs text/event-stream");
+        return;
+    }
+    if (sid == NULL && path_is_sse(req->path)) {
+        handle_legacy_stream(rc, req, ex);
+        return;
+    }
+    if (sid == NULL) {
+        reply_plain_error(ex, 400, MCPLEX_JSONRPC_CONNECTION_CLOSED, "Bad Request: Mcp-Session-Id header is required");
+        return;
+    }
+    s = mcplex_session_find(rc->worker->sessions, sid);
+    if (s == NULL || s->legacy_sse) {
+        reply_plain_error(ex, 404, MCPLEX_JSONRPC_REQUEST_TIMEOUT, "Session not found");
+        return;
+    }
+    mcplex_session_open_server_stream(s, ex, mcplex_http_request_header(req, "last-event-id"));
+}
+
 void
 mcplex_mcp_endpoint_handle(const mcplex_mcp_route_ctx_t *rc, mcplex_http_stream_t *stream,
                            const mcplex_http_request_t *req, const mcplex_http_header_t *extra, size_t n_extra)
 {
     mcplex_exchange_t *ex = mcplex_exchange_create(stream, extra, n_extra);
 
-    if (strcmp(req->method, "POST") == 0) {
+    char *legacy_sid = req->query != NULL ? query_param(req->query, "sessionId") : NULL;
+
+    if (strcmp(req->method, "POST") == 0 && legacy_sid != NULL) {
+        handle_legacy_message(rc, req, legacy_sid, ex);
+    } else if (strcmp(req->method, "POST") == 0) {
         handle_post(rc, stream, req, ex);
     } else if (strcmp(req->method, "DELETE") == 0) {
         handle_delete(rc, req, ex);
     } else if (strcmp(req->method, "GET") == 0) {
-        /* The server-initiated SSE stream is not offered yet: 405 tells clients "no stream". */
-        mcplex_http_header_t allow = {"allow", 5, "POST, DELETE", 12};
-        mcplex_exchange_t *ex2 = ex;
-        if (ex2->n_headers < 6)
-            ex2->headers[ex2->n_headers++] = allow;
-        reply_plain_error(ex2, 405, MCPLEX_JSONRPC_CONNECTION_CLOSED, "Method Not Allowed");
+        handle_get(rc, req, ex);
     } else {
         reply_plain_error(ex, 405, MCPLEX_JSONRPC_CONNECTION_CLOSED, "Method Not Allowed");
     }
+    free(legacy_sid);
 }

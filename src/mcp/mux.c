@@ -19,9 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/seal.h"
 #include "event/worker.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/naming.h"
@@ -31,8 +33,6 @@
 /* How long a stdio target without a configured timeout may take to start and answer
  * initialize: spawning `npx` or node takes seconds on a cold machine. */
 #define MUX_STDIO_INIT_DEADLINE_MS 30000
-/* Pages drained per target for one list request. */
-#define MUX_MAX_PAGES 1000
 
 const char *const mcplex_mcp_protocol_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05", NULL};
 
@@ -41,6 +41,7 @@ typedef enum mux_op_kind {
     MUX_OP_LIST,
     MUX_OP_ROUTED,
     MUX_OP_BROADCAST,
+    MUX_OP_REINIT, /* a routed request waiting for its target to (re)initialize first */
 } mux_op_kind_t;
 
 typedef enum mux_slot_state {
@@ -54,7 +55,7 @@ typedef struct mux_slot {
     mux_slot_state_t state;
     cJSON *items;  /* LIST: accumulated, prefixed items */
     char *error;   /* FAILED: why */
-    int pages;
+    char *next_cursor; /* LIST: the target's nextCursor, or NULL at its end */
 } mux_slot_t;
 
 typedef struct mcplex_op {
@@ -68,11 +69,15 @@ typedef struct mcplex_op {
     mux_slot_t *slots; /* session->n_upstreams */
     size_t outstanding;
     const char *list_key; /* LIST: "tools", "prompts", "resources", "resourceTemplates" */
-    cJSON *request;       /* ROUTED: the rewritten request (owned); LIST: params template */
+    cJSON *request;       /* ROUTED/REINIT: the rewritten request (owned); LIST: params template */
     size_t target;        /* ROUTED: the target */
+    char *progress_token; /* ROUTED: raw JSON of params._meta.progressToken, or NULL */
+    int retried;          /* ROUTED: already re-sent once after the target's session expired */
 } mcplex_op_t;
 
 static void op_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *msg);
+static void prefix_string_member(const mcplex_session_t *s, size_t target, cJSON *obj, const char *key, int uri);
+static int upstream_reinit(mcplex_upstream_t *u, mcplex_op_t *op);
 static void op_slot_failed(mcplex_op_t *op, size_t slot, int code, const char *message);
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -135,6 +140,8 @@ op_create(mcplex_session_t *s, mux_op_kind_t kind, const char *method, const cha
     op->method = mcplex_strdup(method);
     op->client_id = mcplex_strdup(client_id);
     op->ex = ex;
+    if (ex != NULL)
+        ex->session = s;
     op->slots = mcplex_calloc(s->n_upstreams ? s->n_upstreams : 1, sizeof(*op->slots));
     op->next = s->ops;
     if (s->ops != NULL)
@@ -171,8 +178,10 @@ op_free(mcplex_op_t *op)
     for (size_t i = 0; i < s->n_upstreams; i++) {
         cJSON_Delete(op->slots[i].items);
         free(op->slots[i].error);
+        free(op->slots[i].next_cursor);
     }
     free(op->slots);
+    free(op->progress_token);
     cJSON_Delete(op->request);
     free(op->method);
     free(op->client_id);
@@ -256,6 +265,19 @@ upstream_send_notification(mcplex_upstream_t *u, const char *method, cJSON *para
     cJSON_Delete(root);
 }
 
+static unsigned
+list_changed_bit(const char *method)
+{
+    if (strcmp(method, "tools/list") == 0)
+        return MCPLEX_LIST_CHANGED_TOOLS;
+    if (strcmp(method, "prompts/list") == 0)
+        return MCPLEX_LIST_CHANGED_PROMPTS;
+    return MCPLEX_LIST_CHANGED_RESOURCES;
+}
+
+/* How long a list answer that missed its deadline is still waited for (to send list_changed). */
+#define MUX_LATE_ANSWER_MS 60000
+
 static void
 call_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -269,6 +291,22 @@ call_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (op == NULL) {
+        call_unlink(call); /* a late list answer that never came */
+        return;
+    }
+    if (op->kind == MUX_OP_LIST) {
+        /* Left out of this answer (fail open); if the target answers later, the client hears
+         * list_changed and lists again. */
+        struct timeval later = {MUX_LATE_ANSWER_MS / 1000, 0};
+        call->op = NULL;
+        call->late_bits = list_changed_bit(op->method);
+        evtimer_add(call->deadline, &later);
+        mcplex_log_warn("mcp", "target '%s' missed the deadline of %s", target_name(u), op->method);
+        snprintf(message, sizeof(message), "target '%s' timed out", target_name(u));
+        op_slot_failed(op, slot, MCPLEX_JSONRPC_REQUEST_TIMEOUT, message);
+        return;
+    }
     call_unlink(call);
     /* Tell the target to stop (MCP cancellation), except for initialize, which must not be. */
     if (op == NULL || op->kind != MUX_OP_INITIALIZE) {
@@ -356,19 +394,185 @@ upstream_fail_calls(mcplex_upstream_t *u, const char *why)
     }
 }
 
-static void
-upstream_answer_server_request(mcplex_upstream_t *u, mcplex_jsonrpc_msg_t *msg)
+/*
+ * The downstream operation a message from |u| relates to: the routed request whose progress
+ * token is |token| (raw JSON), or without a token the one routed request in flight on |u|.
+ * NULL when none or ambiguous (the message then goes on the session's server stream).
+ */
+static mcplex_op_t *
+related_op(mcplex_session_t *s, const mcplex_upstream_t *u, const char *token)
 {
-    char *text;
+    mcplex_op_t *found = NULL;
 
-    if (strcmp(msg->method, "ping") == 0)
-        text = mcplex_jsonrpc_result_text(msg->id_raw, cJSON_CreateObject());
-    else
-        text = mcplex_jsonrpc_error_text(msg->id_raw, MCPLEX_JSONRPC_METHOD_NOT_FOUND,
-                                         "mcplex does not relay this server request", NULL);
+    for (mcplex_op_t *op = s->ops; op != NULL; op = op->next) {
+        if (op->kind != MUX_OP_ROUTED || op->target != u->index || op->ex == NULL)
+            continue;
+        if (token != NULL) {
+            if (op->progress_token != NULL && strcmp(op->progress_token, token) == 0)
+                return op;
+            continue;
+        }
+        if (found != NULL)
+            return NULL;
+        found = op;
+    }
+    return found;
+}
+
+/* Sends |root| to the client: on |op|'s POST stream when it is still open, else on the server
+ * stream (MCP: each message goes on exactly one stream). */
+static void
+deliver(mcplex_session_t *s, mcplex_op_t *op, const cJSON *root)
+{
+    char *text = mcplex_json_print(root);
+    size_t len = strlen(text);
+
+    if (op == NULL || op->ex == NULL || mcplex_exchange_send_event(op->ex, text, len) != 0)
+        mcplex_session_send(s, text, len);
+    free(text);
+}
+
+static void
+upstream_send_text(mcplex_upstream_t *u, char *text)
+{
     if (u->transport != NULL)
         mcplex_transport_send(u->transport, text, strlen(text), 0);
     free(text);
+}
+
+static const char *
+server_request_capability(const char *method)
+{
+    if (strcmp(method, "sampling/createMessage") == 0)
+        return "sampling";
+    if (strcmp(method, "elicitation/create") == 0)
+        return "elicitation";
+    if (strcmp(method, "roots/list") == 0)
+        return "roots";
+    return NULL;
+}
+
+/*
+ * A request from a target to the client (sampling, elicitation, roots, ...): ping is answered
+ * here; the others get a session-unique id, are remembered so the client's answer returns to
+ * this target with its own id, and go to the client on the related stream. Requests the client
+ * cannot serve are refused at once.
+ */
+static void
+upstream_server_request(mcplex_upstream_t *u, mcplex_jsonrpc_msg_t *msg)
+{
+    mcplex_session_t *s = u->session;
+    const char *cap = server_request_capability(msg->method);
+    mcplex_server_request_t *r;
+    char id[48];
+
+    if (strcmp(msg->method, "ping") == 0) {
+        upstream_send_text(u, mcplex_jsonrpc_result_text(msg->id_raw, cJSON_CreateObject()));
+        return;
+    }
+    if (s->id == NULL || s->closing ||
+        (cap != NULL && cJSON_GetObjectItemCaseSensitive(s->client_capabilities, cap) == NULL)) {
+        upstream_send_text(u, mcplex_jsonrpc_error_text(msg->id_raw, MCPLEX_JSONRPC_METHOD_NOT_FOUND,
+                                                        "the client does not support this request", NULL));
+        return;
+    }
+    snprintf(id, sizeof(id), "\"mcplex-%llu\"", (unsigned long long)++s->next_server_request);
+    r = mcplex_calloc(1, sizeof(*r));
+    r->upstream = u->index;
+    r->upstream_id = mcplex_strdup(msg->id_raw);
+    mcplex_strmap_put(&s->server_requests, id, r);
+    mcplex_jsonrpc_set_id(msg->root, id);
+    deliver(s, related_op(s, u, NULL), msg->root);
+}
+
+/* A client's answer to a server request: back to the target that asked, with its own id. */
+static void
+client_response(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg)
+{
+    mcplex_server_request_t *r = msg->id_raw != NULL ? mcplex_strmap_remove(&s->server_requests, msg->id_raw)
+                                                     : NULL;
+
+    if (r == NULL) {
+        mcplex_log_debug("mcp", "client answered an unknown server request %s", msg->id_raw ? msg->id_raw : "null");
+        return;
+    }
+    if (r->upstream < s->n_upstreams) {
+        mcplex_jsonrpc_set_id(msg->root, r->upstream_id);
+        upstream_send_text(&s->upstreams[r->upstream], mcplex_json_print(msg->root));
+    }
+    free(r->upstream_id);
+    free(r);
+}
+
+/* Maps a target's notifications/cancelled of its own server request to the id the client saw. */
+static int
+map_cancelled(mcplex_session_t *s, const mcplex_upstream_t *u, cJSON *params)
+{
+    cJSON *rid = cJSON_GetObjectItemCaseSensitive(params, "requestId");
+    char *raw;
+    int found = 0;
+
+    if (rid == NULL)
+        return 0;
+    raw = mcplex_json_print(rid);
+    for (uint64_t n = s->next_server_request; n > 0 && !found; n--) {
+        char id[48];
+        mcplex_server_request_t *r;
+        snprintf(id, sizeof(id), "\"mcplex-%llu\"", (unsigned long long)n);
+        r = mcplex_strmap_get(&s->server_requests, id);
+        if (r != NULL && r->upstream == u->index && strcmp(r->upstream_id, raw) == 0) {
+            cJSON_ReplaceItemInObjectCaseSensitive(params, "requestId", cJSON_CreateRaw(id));
+            free(mcplex_strmap_remove(&s->server_requests, id) == r ? r->upstream_id : NULL);
+            free(r);
+            found = 1;
+        }
+    }
+    free(raw);
+    return found;
+}
+
+/* A notification from a target: names and URIs re-prefixed, then to the right stream. */
+static void
+upstream_notification(mcplex_upstream_t *u, mcplex_jsonrpc_msg_t *msg)
+{
+    mcplex_session_t *s = u->session;
+    const char *m = msg->method;
+    cJSON *params = msg->params;
+
+    if (s->id == NULL || s->closing)
+        return; /* before the session exists there is nobody to tell */
+    if (strcmp(m, "notifications/tools/list_changed") == 0) {
+        mcplex_session_list_changed(s, MCPLEX_LIST_CHANGED_TOOLS);
+    } else if (strcmp(m, "notifications/prompts/list_changed") == 0) {
+        mcplex_session_list_changed(s, MCPLEX_LIST_CHANGED_PROMPTS);
+    } else if (strcmp(m, "notifications/resources/list_changed") == 0) {
+        mcplex_session_list_changed(s, MCPLEX_LIST_CHANGED_RESOURCES);
+    } else if (strcmp(m, "notifications/progress") == 0) {
+        cJSON *token = cJSON_GetObjectItemCaseSensitive(params, "progressToken");
+        char *raw = token != NULL ? mcplex_json_print(token) : NULL;
+        mcplex_op_t *op = raw != NULL ? related_op(s, u, raw) : NULL;
+        free(raw);
+        if (op != NULL)
+            deliver(s, op, msg->root);
+        /* Progress for no request in flight is dropped: it MUST stop after the response. */
+    } else if (strcmp(m, "notifications/message") == 0) {
+        if (s->prefixed && cJSON_IsObject(params)) {
+            const char *logger = json_string(params, "logger");
+            char *named = logger != NULL ? mcplex_sprintf("%s/%s", target_name(u), logger)
+                                         : mcplex_strdup(target_name(u));
+            json_replace_string(params, "logger", named);
+            free(named);
+        }
+        deliver(s, related_op(s, u, NULL), msg->root);
+    } else if (strcmp(m, "notifications/resources/updated") == 0) {
+        prefix_string_member(s, u->index, params, "uri", 1);
+        deliver(s, NULL, msg->root);
+    } else if (strcmp(m, "notifications/cancelled") == 0) {
+        if (map_cancelled(s, u, params))
+            deliver(s, NULL, msg->root);
+    } else {
+        deliver(s, related_op(s, u, NULL), msg->root);
+    }
 }
 
 static void
@@ -401,16 +605,19 @@ transport_on_message(void *owner, const char *json, size_t len)
         {
             mcplex_op_t *op = call->op;
             size_t slot = call->slot;
+            unsigned late = call->late_bits;
             call_unlink(call);
             if (op != NULL)
                 op_slot_result(op, slot, &msg);
+            else if (late != 0)
+                mcplex_session_list_changed(u->session, late); /* the late target is back */
         }
         break;
     case MCPLEX_JSONRPC_REQUEST:
-        upstream_answer_server_request(u, &msg);
+        upstream_server_request(u, &msg);
         break;
     case MCPLEX_JSONRPC_NOTIFICATION:
-        mcplex_log_debug("mcp", "target '%s' notification %s", target_name(u), msg.method);
+        upstream_notification(u, &msg);
         break;
     }
 done:
@@ -431,6 +638,18 @@ transport_on_send_failed(void *owner, uint64_t tag, int http_status, const char 
     op = call->op;
     slot = call->slot;
     call_unlink(call);
+    /* MCP: a server answers 404 to a session it ended (many answer 400): re-initialize that one
+     * target with a fresh upstream session and send the request once more. */
+    if ((http_status == 404 || http_status == 400) && op != NULL && op->kind == MUX_OP_ROUTED && !op->retried &&
+        u->transport != NULL && u->target->kind == MCPLEX_TARGET_STREAMABLE_HTTP &&
+        mcplex_http_transport_session_id(u->transport) != NULL) {
+        op->retried = 1;
+        mcplex_log_info("mcp", "target '%s' answered HTTP %d to its session: re-initializing it", target_name(u),
+                        http_status);
+        mcplex_http_transport_set_session_id(u->transport, NULL);
+        upstream_reinit(u, op);
+        return;
+    }
     if (http_status > 0)
         snprintf(message, sizeof(message), "target '%s' answered HTTP %d: %s", target_name(u), http_status,
                  reason != NULL ? reason : "");
@@ -450,6 +669,11 @@ transport_on_closed(void *owner, const char *reason)
     u->state = MCPLEX_UPSTREAM_FAILED;
     free(u->failure);
     u->failure = mcplex_strdup(reason != NULL ? reason : "closed");
+    /* The owner still closes a dead transport (allowed from inside on_closed): it frees it. */
+    if (u->transport != NULL) {
+        mcplex_transport_close(u->transport);
+        u->transport = NULL;
+    }
     upstream_fail_calls(u, u->failure);
 }
 
@@ -496,17 +720,14 @@ upstream_start(mcplex_upstream_t *u)
 
 /* ---- initialize -------------------------------------------------------------------------------- */
 
-/* The client capabilities mcplex passes to targets: server->client requests (sampling,
- * elicitation, roots) are not relayed yet, so they are not advertised upstream. */
+/* The client capabilities mcplex passes to targets: the client's own (sampling, elicitation
+ * and roots requests are relayed to it), minus tasks, which mcplex does not relay yet. */
 static cJSON *
 upstream_client_capabilities(const mcplex_session_t *s)
 {
     cJSON *caps = s->client_capabilities != NULL ? cJSON_Duplicate(s->client_capabilities, 1)
                                                  : cJSON_CreateObject();
 
-    cJSON_DeleteItemFromObjectCaseSensitive(caps, "sampling");
-    cJSON_DeleteItemFromObjectCaseSensitive(caps, "elicitation");
-    cJSON_DeleteItemFromObjectCaseSensitive(caps, "roots");
     cJSON_DeleteItemFromObjectCaseSensitive(caps, "tasks");
     return caps;
 }
@@ -529,34 +750,51 @@ initialize_params(const mcplex_session_t *s)
     return params;
 }
 
+/*
+ * Takes a target's answer to initialize: version check, capabilities, instructions; the target
+ * becomes READY and gets notifications/initialized. Returns 0, or -1 with |message| set.
+ */
+static int
+upstream_accept_initialize(mcplex_upstream_t *u, mcplex_jsonrpc_msg_t *msg, char *message, size_t len)
+{
+    const char *version;
+    const cJSON *caps;
+
+    if (msg->kind == MCPLEX_JSONRPC_ERROR) {
+        const char *m = json_string(msg->error, "message");
+        snprintf(message, len, "target '%s' rejected initialize: %s", target_name(u), m ? m : "error");
+        return -1;
+    }
+    version = json_string(msg->result, "protocolVersion");
+    if (!mcplex_mcp_protocol_version_supported(version)) {
+        snprintf(message, len, "target '%s' answered unsupported protocol version '%s'", target_name(u),
+                 version != NULL ? version : "(none)");
+        return -1;
+    }
+    caps = cJSON_GetObjectItemCaseSensitive(msg->result, "capabilities");
+    free(u->protocol_version);
+    u->protocol_version = mcplex_strdup(version);
+    cJSON_Delete(u->capabilities);
+    u->capabilities = cJSON_IsObject(caps) ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
+    free(u->instructions);
+    u->instructions = mcplex_strdup(json_string(msg->result, "instructions"));
+    u->state = MCPLEX_UPSTREAM_READY;
+    u->backoff_ms = 0;
+    mcplex_transport_set_protocol_version(u->transport, version);
+    upstream_send_notification(u, "notifications/initialized", NULL);
+    return 0;
+}
+
 static void
 initialize_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *msg)
 {
     mcplex_upstream_t *u = &op->session->upstreams[slot];
-    const char *version;
-    const cJSON *caps;
     char message[512];
 
-    if (msg->kind == MCPLEX_JSONRPC_ERROR) {
-        const char *m = json_string(msg->error, "message");
-        snprintf(message, sizeof(message), "target '%s' rejected initialize: %s", target_name(u), m ? m : "error");
+    if (upstream_accept_initialize(u, msg, message, sizeof(message)) != 0) {
         op_slot_failed(op, slot, MCPLEX_JSONRPC_INTERNAL_ERROR, message);
         return;
     }
-    version = json_string(msg->result, "protocolVersion");
-    if (!mcplex_mcp_protocol_version_supported(version)) {
-        snprintf(message, sizeof(message), "target '%s' answered unsupported protocol version '%s'",
-                 target_name(u), version != NULL ? version : "(none)");
-        op_slot_failed(op, slot, MCPLEX_JSONRPC_INTERNAL_ERROR, message);
-        return;
-    }
-    caps = cJSON_GetObjectItemCaseSensitive(msg->result, "capabilities");
-    u->protocol_version = mcplex_strdup(version);
-    u->capabilities = cJSON_IsObject(caps) ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
-    u->instructions = mcplex_strdup(json_string(msg->result, "instructions"));
-    u->state = MCPLEX_UPSTREAM_READY;
-    mcplex_transport_set_protocol_version(u->transport, version);
-    upstream_send_notification(u, "notifications/initialized", NULL);
     op->slots[slot].state = MUX_SLOT_DONE;
 }
 
@@ -664,7 +902,7 @@ initialize_finish(mcplex_op_t *op)
             u->transport = NULL;
         }
     }
-    if (mcplex_session_register(s) != 0) {
+    if (s->id == NULL && mcplex_session_register(s) != 0) {
         op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, "could not create a session id", NULL);
         mcplex_session_close(s, "session id");
         return;
@@ -852,18 +1090,75 @@ list_send_page(mcplex_op_t *op, size_t slot, const char *cursor)
     return rc;
 }
 
+/*
+ * Pagination across targets (MCP "Pagination": cursors are opaque; an invalid one is -32602).
+ * A first page asks every target for its first page at once, so a client that never pages
+ * still sees every target; the nextCursor then lists, for each target that has more, its own
+ * upstream cursor. The cursor is sealed (AEAD) with the method and a per-session salt, so a
+ * forged, foreign or stale cursor fails to open and gets -32602.
+ */
+static char *
+cursor_seal(const mcplex_session_t *s, const char *method, const cJSON *pending)
+{
+    cJSON *c = cJSON_CreateObject();
+    char *text, *sealed;
+
+    cJSON_AddStringToObject(c, "m", method);
+    cJSON_AddNumberToObject(c, "k", (double)(s->cursor_salt & 0xffffffffu));
+    cJSON_AddItemToObject(c, "p", cJSON_Duplicate(pending, 1));
+    text = mcplex_json_print(c);
+    sealed = mcplex_seal(s->worker->seal_key, text, strlen(text));
+    free(text);
+    cJSON_Delete(c);
+    return sealed;
+}
+
+/* Opens a cursor: returns the array [[target, "upstream cursor"], ...] (caller deletes), or NULL. */
+static cJSON *
+cursor_open(const mcplex_session_t *s, const char *method, const char *cursor)
+{
+    void *plain = NULL;
+    size_t len = 0;
+    cJSON *c = NULL, *pending = NULL, *entry;
+    const cJSON *k;
+
+    if (mcplex_unseal(s->worker->seal_key, cursor, &plain, &len) != 0)
+        goto done;
+    c = cJSON_ParseWithLength(plain, len);
+    k = cJSON_GetObjectItemCaseSensitive(c, "k");
+    if (c == NULL || json_string(c, "m") == NULL || strcmp(json_string(c, "m"), method) != 0 || !cJSON_IsNumber(k) ||
+        (uint64_t)k->valuedouble != (s->cursor_salt & 0xffffffffu))
+        goto done;
+    pending = cJSON_DetachItemFromObjectCaseSensitive(c, "p");
+    cJSON_ArrayForEach(entry, pending) {
+        const cJSON *t = cJSON_GetArrayItem(entry, 0);
+        if (!cJSON_IsArray(entry) || !cJSON_IsNumber(t) || t->valuedouble < 0 ||
+            (size_t)t->valuedouble >= s->n_upstreams || !cJSON_IsString(cJSON_GetArrayItem(entry, 1))) {
+            cJSON_Delete(pending);
+            pending = NULL;
+            break;
+        }
+    }
+done:
+    cJSON_Delete(c);
+    free(plain);
+    return pending;
+}
+
 static void
 list_finish(mcplex_op_t *op)
 {
     mcplex_session_t *s = op->session;
     cJSON *result = cJSON_CreateObject();
     cJSON *all = cJSON_AddArrayToObject(result, op->list_key);
+    cJSON *pending = cJSON_CreateArray();
 
     for (size_t i = 0; i < s->n_upstreams; i++) {
         mux_slot_t *slot = &op->slots[i];
         if (slot->state == MUX_SLOT_FAILED) {
             if (s->backend->failure_mode == MCPLEX_FAIL_CLOSED) {
                 cJSON_Delete(result);
+                cJSON_Delete(pending);
                 op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, slot->error, NULL);
                 return;
             }
@@ -879,7 +1174,20 @@ list_finish(mcplex_op_t *op)
             }
             cJSON_AddItemToArray(all, item);
         }
+        if (slot->next_cursor != NULL) {
+            cJSON *entry = cJSON_CreateArray();
+            cJSON_AddItemToArray(entry, cJSON_CreateNumber((double)i));
+            cJSON_AddItemToArray(entry, cJSON_CreateString(slot->next_cursor));
+            cJSON_AddItemToArray(pending, entry);
+        }
     }
+    if (cJSON_GetArraySize(pending) > 0) {
+        char *cursor = cursor_seal(s, op->method, pending);
+        if (cursor != NULL)
+            cJSON_AddStringToObject(result, "nextCursor", cursor);
+        free(cursor);
+    }
+    cJSON_Delete(pending);
     op_reply_result(op, result);
 }
 
@@ -913,12 +1221,8 @@ list_slot_result(mcplex_op_t *op, size_t slot_index, mcplex_jsonrpc_msg_t *msg)
         cJSON_AddItemToArray(slot->items, item);
     }
     next = json_string(msg->result, "nextCursor");
-    if (next != NULL && next[0] != '\0' && ++slot->pages < MUX_MAX_PAGES) {
-        if (list_send_page(op, slot_index, next) == 0)
-            return;
-        op_slot_failed(op, slot_index, MCPLEX_JSONRPC_INTERNAL_ERROR, "target unavailable while paging");
-        return;
-    }
+    if (next != NULL && next[0] != '\0')
+        slot->next_cursor = mcplex_strdup(next);
     slot->state = MUX_SLOT_DONE;
     if (--op->outstanding == 0)
         list_finish(op);
@@ -928,10 +1232,12 @@ static void
 mux_list(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex)
 {
     const char *cap = list_capability(msg->method);
+    const char *cursor = json_string(msg->params, "cursor");
+    cJSON *pending = NULL, *entry;
     mcplex_op_t *op;
 
-    if (cJSON_GetObjectItemCaseSensitive(msg->params, "cursor") != NULL) {
-        /* mcplex returns complete lists, so it never hands out a cursor. */
+    if (cJSON_GetObjectItemCaseSensitive(msg->params, "cursor") != NULL &&
+        (cursor == NULL || (pending = cursor_open(s, msg->method, cursor)) == NULL)) {
         mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL,
                                     s->id);
         return;
@@ -939,15 +1245,32 @@ mux_list(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex)
     op = op_create(s, MUX_OP_LIST, msg->method, msg->id_raw, ex);
     op->list_key = list_key(msg->method);
     op->request = cJSON_IsObject(msg->params) ? cJSON_Duplicate(msg->params, 1) : NULL;
-    for (size_t i = 0; i < s->n_upstreams; i++) {
-        if (!upstream_has_capability(&s->upstreams[i], cap))
-            continue;
-        op->slots[i].state = MUX_SLOT_PENDING;
-        op->outstanding++;
-        if (list_send_page(op, i, NULL) != 0) {
-            op->slots[i].state = MUX_SLOT_FAILED;
-            op->slots[i].error = mcplex_sprintf("target '%s' is unavailable", s->target_names[i]);
-            op->outstanding--;
+    if (pending != NULL) {
+        /* A later page: only the targets that have more, each from its own cursor. */
+        cJSON_ArrayForEach(entry, pending) {
+            size_t i = (size_t)cJSON_GetArrayItem(entry, 0)->valuedouble;
+            if (op->slots[i].state != MUX_SLOT_UNUSED || !upstream_has_capability(&s->upstreams[i], cap))
+                continue;
+            op->slots[i].state = MUX_SLOT_PENDING;
+            op->outstanding++;
+            if (list_send_page(op, i, cJSON_GetArrayItem(entry, 1)->valuestring) != 0) {
+                op->slots[i].state = MUX_SLOT_FAILED;
+                op->slots[i].error = mcplex_sprintf("target '%s' is unavailable", s->target_names[i]);
+                op->outstanding--;
+            }
+        }
+        cJSON_Delete(pending);
+    } else {
+        for (size_t i = 0; i < s->n_upstreams; i++) {
+            if (!upstream_has_capability(&s->upstreams[i], cap))
+                continue;
+            op->slots[i].state = MUX_SLOT_PENDING;
+            op->outstanding++;
+            if (list_send_page(op, i, NULL) != 0) {
+                op->slots[i].state = MUX_SLOT_FAILED;
+                op->slots[i].error = mcplex_sprintf("target '%s' is unavailable", s->target_names[i]);
+                op->outstanding--;
+            }
         }
     }
     if (op->outstanding == 0)
@@ -1051,6 +1374,78 @@ route_target(mcplex_session_t *s, const char *method, cJSON *params, int *code, 
     return idx;
 }
 
+/* Restart backoff of a stdio target that died: 1 s, doubling, at most 30 s. */
+#define MUX_RESTART_BACKOFF_MIN_MS 1000
+#define MUX_RESTART_BACKOFF_MAX_MS 30000
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * (Re)initializes |u| for |op| (kind REINIT, holding the client's request in op->request): a dead
+ * stdio child is started again, an HTTP target gets a fresh upstream session. When initialize
+ * succeeds the request is sent (op_slot_result). Returns 0, or -1 with the op answered.
+ */
+static int
+upstream_reinit(mcplex_upstream_t *u, mcplex_op_t *op)
+{
+    mcplex_session_t *s = u->session;
+    cJSON *params, *req;
+    char message[512];
+    int rc;
+
+    op->kind = MUX_OP_REINIT;
+    if (u->transport == NULL && upstream_start(u) != 0) {
+        snprintf(message, sizeof(message), "target '%s' could not be restarted: %s", target_name(u), u->failure);
+        op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
+        return -1;
+    }
+    u->state = MCPLEX_UPSTREAM_INITIALIZING;
+    params = initialize_params(s);
+    req = request_new("initialize", params);
+    rc = upstream_call(u, op, op->target, req, target_deadline_ms(u, 1));
+    cJSON_Delete(req);
+    cJSON_Delete(params);
+    if (rc != 0) {
+        u->state = MCPLEX_UPSTREAM_FAILED;
+        snprintf(message, sizeof(message), "target '%s' is unavailable", target_name(u));
+        op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+reinit_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *msg)
+{
+    mcplex_session_t *s = op->session;
+    mcplex_upstream_t *u = &s->upstreams[slot];
+    char message[512];
+
+    if (upstream_accept_initialize(u, msg, message, sizeof(message)) != 0) {
+        u->state = MCPLEX_UPSTREAM_FAILED;
+        free(u->failure);
+        u->failure = mcplex_strdup(message);
+        op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
+        return;
+    }
+    mcplex_log_info("mcp", "target '%s' is back (restart %u)", target_name(u), u->restarts);
+    /* What the target offers may have changed while it was away. */
+    mcplex_session_list_changed(s, MCPLEX_LIST_CHANGED_TOOLS | MCPLEX_LIST_CHANGED_PROMPTS |
+                                       MCPLEX_LIST_CHANGED_RESOURCES);
+    op->kind = MUX_OP_ROUTED;
+    if (upstream_call(u, op, slot, op->request, s->route_timeout_ms) != 0) {
+        snprintf(message, sizeof(message), "target '%s' is unavailable", target_name(u));
+        op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
+    }
+}
+
 static void
 mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex)
 {
@@ -1059,6 +1454,7 @@ mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex
     mcplex_op_t *op;
     mcplex_upstream_t *u;
     cJSON *params = msg->params;
+    const cJSON *token;
 
     if (!cJSON_IsObject(params)) {
         mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INVALID_PARAMS, "Missing params", NULL,
@@ -1071,17 +1467,43 @@ mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex
         return;
     }
     u = &s->upstreams[idx];
-    if (u->state != MCPLEX_UPSTREAM_READY) {
-        snprintf(message, sizeof(message), "target '%s' is unavailable: %s", target_name(u),
-                 u->failure != NULL ? u->failure : "not initialized");
-        mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL, s->id);
-        return;
-    }
     op = op_create(s, MUX_OP_ROUTED, msg->method, msg->id_raw, ex);
     op->target = (size_t)idx;
     op->slots[idx].state = MUX_SLOT_PENDING;
     op->outstanding = 1;
-    if (upstream_call(u, op, (size_t)idx, msg->root, s->route_timeout_ms) != 0) {
+    token = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(params, "_meta"), "progressToken");
+    if (token != NULL)
+        op->progress_token = mcplex_json_print(token);
+    /* The op keeps the request: it is re-sent if the target must be (re)initialized first. */
+    op->request = msg->root;
+    msg->root = NULL;
+    msg->params = NULL;
+    msg->method = NULL;
+    if (u->state == MCPLEX_UPSTREAM_FAILED && u->target->kind == MCPLEX_TARGET_STDIO && u->protocol_version != NULL) {
+        /* A stdio child that died after it had served: started again on next use, with backoff. */
+        uint64_t now = now_ms();
+        if (now < u->restart_after_ms) {
+            snprintf(message, sizeof(message), "target '%s' is restarting (%s); retry in %llu ms", target_name(u),
+                     u->failure != NULL ? u->failure : "exited", (unsigned long long)(u->restart_after_ms - now));
+            op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
+            return;
+        }
+        u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : MUX_RESTART_BACKOFF_MIN_MS;
+        if (u->backoff_ms > MUX_RESTART_BACKOFF_MAX_MS)
+            u->backoff_ms = MUX_RESTART_BACKOFF_MAX_MS;
+        u->restart_after_ms = now + u->backoff_ms;
+        u->restarts++;
+        mcplex_log_info("mcp", "restarting target '%s' (%s)", target_name(u), u->failure ? u->failure : "exited");
+        upstream_reinit(u, op);
+        return;
+    }
+    if (u->state != MCPLEX_UPSTREAM_READY) {
+        snprintf(message, sizeof(message), "target '%s' is unavailable: %s", target_name(u),
+                 u->failure != NULL ? u->failure : "not initialized");
+        op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
+        return;
+    }
+    if (upstream_call(u, op, (size_t)idx, op->request, s->route_timeout_ms) != 0) {
         snprintf(message, sizeof(message), "target '%s' is unavailable", target_name(u));
         op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
     }
@@ -1145,6 +1567,9 @@ op_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *msg)
         if (--op->outstanding == 0)
             broadcast_finish(op);
         break;
+    case MUX_OP_REINIT:
+        reinit_slot_result(op, slot, msg);
+        break;
     }
 }
 
@@ -1170,6 +1595,12 @@ op_slot_failed(mcplex_op_t *op, size_t slot, int code, const char *message)
             list_finish(op);
         break;
     case MUX_OP_ROUTED:
+        op_reply_error(op, code, message, NULL);
+        break;
+    case MUX_OP_REINIT:
+        u->state = MCPLEX_UPSTREAM_FAILED;
+        free(u->failure);
+        u->failure = mcplex_strdup(message);
         op_reply_error(op, code, message, NULL);
         break;
     case MUX_OP_BROADCAST:
@@ -1237,7 +1668,7 @@ mcplex_mux_handle(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchang
         mux_notification(s, msg);
         mcplex_exchange_reply_accepted(ex, s->id);
     } else if (msg->kind != MCPLEX_JSONRPC_REQUEST) {
-        /* A response to a server request: not relayed yet (no server requests are sent). */
+        client_response(s, msg);
         mcplex_exchange_reply_accepted(ex, s->id);
     } else if (strcmp(m, "ping") == 0) {
         char *text = mcplex_jsonrpc_result_text(msg->id_raw, cJSON_CreateObject());

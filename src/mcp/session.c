@@ -86,11 +86,26 @@ exchange_reply(mcplex_exchange_t *ex, int status, const char *content_type, cons
     exchange_free(ex);
 }
 
+void mcplex_exchange__finish_stream(mcplex_exchange_t *ex, const char *json, size_t len);
+
 void
 mcplex_exchange_reply_json(mcplex_exchange_t *ex, int status, const char *json, size_t len, const char *session_id)
 {
     char *event;
 
+    if (ex->legacy) {
+        /* Legacy HTTP+SSE: the POST got 202 already; answers travel on the /sse stream. */
+        if (json != NULL && len > 0 && ex->session != NULL)
+            mcplex_session_send(ex->session, json, len);
+        exchange_free(ex);
+        return;
+    }
+    if (ex->streaming) {
+        /* The answer became an event stream: the response is its last event. */
+        mcplex_exchange__finish_stream(ex, json, len);
+        exchange_free(ex);
+        return;
+    }
     if (!ex->sse || status != 200) {
         exchange_reply(ex, status, "application/json", json, len, session_id);
         return;
@@ -237,6 +252,8 @@ mcplex_session_create(struct mcplex_worker *worker, mcplex_snapshot_t *snapshot,
     }
     for (size_t i = 0; i < MCPLEX_ARRAY_SIZE(s->owners); i++)
         mcplex_strmap_init(&s->owners[i]);
+    mcplex_strmap_init(&s->server_requests);
+    s->cursor_salt = mcplex_random_u64();
     s->created = s->last_used = time(NULL);
     return s;
 }
@@ -276,6 +293,7 @@ session_free(mcplex_session_t *s)
         mcplex_strmap_dispose(&s->owners[i]);
     free(s->upstreams);
     free(s->target_names);
+    free(s->legacy_endpoint);
     free(s->id);
     free(s->backend_name);
     free(s->protocol_version);
@@ -308,6 +326,7 @@ mcplex_session_close(mcplex_session_t *s, const char *reason)
         mcplex_log_info("mcp", "session %.12s... closed: %s", s->id, reason);
     }
     mcplex_mux_abort_all(s, MCPLEX_JSONRPC_CONNECTION_CLOSED, reason);
+    mcplex_session_outbound_dispose(s);
     for (size_t i = 0; i < s->n_upstreams; i++) {
         mcplex_upstream_t *u = &s->upstreams[i];
         mcplex_mux_drop_calls(u);

@@ -44,6 +44,14 @@ typedef struct mcplex_exchange {
     char *header_storage[16];
     size_t n_storage;
     int sse;       /* the client accepts only text/event-stream: answer as one SSE event */
+    /* Set once the answer became an SSE stream (related notifications or server requests came
+     * before the response): events carry ids "<stream_key>_<seq>" for resumption. */
+    int streaming;
+    uint64_t stream_key;
+    /* Legacy HTTP+SSE (2024-11-05): the POST was answered 202 at once; the answer goes to the
+     * session's /sse stream as `event: message`. */
+    int legacy;
+    struct mcplex_session *session; /* for streaming and legacy answers; NULL otherwise */
 } mcplex_exchange_t;
 
 /* Creates an exchange for |stream| with copies of |extra| response headers (at most 6). */
@@ -81,6 +89,7 @@ struct mcplex_upstream_call {
     struct event *deadline; /* per-call timer, or NULL */
     struct mcplex_op *op;   /* the downstream operation it belongs to, or NULL (internal) */
     size_t slot;            /* index of the target within |op| */
+    unsigned late_bits;     /* a list call past its deadline: list_changed bits to send if it answers */
 };
 
 struct mcplex_upstream {
@@ -95,6 +104,9 @@ struct mcplex_upstream {
     char *instructions;         /* the target's instructions, or NULL */
     uint64_t next_id;
     mcplex_upstream_call_t *calls; /* in flight */
+    uint32_t restarts;          /* stdio restarts so far */
+    uint32_t backoff_ms;        /* current restart backoff */
+    uint64_t restart_after_ms;  /* monotonic ms before which no restart is tried */
 };
 
 /* ---- sessions ------------------------------------------------------------------------------ */
@@ -117,6 +129,24 @@ struct mcplex_session {
     /* Unprefixed sessions with several targets (prefix_mode NEVER) route by owner: name or URI
      * -> target index + 1, learned from the lists the client was given. */
     mcplex_strmap_t owners[3];              /* tools, prompts, resources */
+    /* ---- server-initiated stream and resumability (outbound.c) ---- */
+    mcplex_http_stream_t *server_stream;    /* the open GET /mcp (or legacy /sse) stream, or NULL */
+    char *legacy_endpoint;                  /* legacy /sse: the message URL of `event: endpoint` */
+    struct event *heartbeat;                /* ": keep-alive" comments on the idle server stream */
+    uint64_t next_stream_key;               /* 0 = the server stream; POST streams 1, 2, ... */
+    uint64_t next_seq;                      /* event sequence, unique across the session */
+    struct mcplex_replay_event *replay_head; /* sent events, oldest first, for Last-Event-ID */
+    struct mcplex_replay_event *replay_tail;
+    size_t replay_bytes;
+    struct mcplex_pending_msg *pending_head; /* server-stream messages waiting for a GET stream */
+    struct mcplex_pending_msg *pending_tail;
+    size_t n_pending;
+    unsigned list_changed;                  /* MCPLEX_LIST_CHANGED_* bits waiting to be sent */
+    struct event *list_changed_timer;       /* coalesces bursts of list_changed */
+    mcplex_strmap_t server_requests;        /* downstream id -> struct mcplex_server_request */
+    uint64_t next_server_request;
+    int legacy_sse;                         /* a legacy HTTP+SSE session (/sse) */
+    uint64_t cursor_salt;                   /* binds list cursors to this session */
     int closing;
     time_t created;
     time_t last_used;
@@ -155,6 +185,51 @@ int mcplex_session_register(mcplex_session_t *s);
  * on a later loop turn. Safe from any callback; idempotent.
  */
 void mcplex_session_close(mcplex_session_t *s, const char *reason);
+
+/* ---- outbound: streams towards the client (outbound.c) ------------------------------------- */
+
+#define MCPLEX_LIST_CHANGED_TOOLS 0x1
+#define MCPLEX_LIST_CHANGED_PROMPTS 0x2
+#define MCPLEX_LIST_CHANGED_RESOURCES 0x4
+
+/* Per-session bounds (bytes of replayable events; messages queued without a server stream). */
+#define MCPLEX_REPLAY_BUFFER_BYTES_DEFAULT (1024 * 1024)
+#define MCPLEX_PENDING_MAX 1000
+#define MCPLEX_HEARTBEAT_MS_DEFAULT 15000
+
+/* A server -> client request in flight: the downstream id mcplex gave it maps back here. */
+typedef struct mcplex_server_request {
+    size_t upstream;     /* target index */
+    char *upstream_id;   /* the target's raw id */
+} mcplex_server_request_t;
+
+/*
+ * Serves GET on the session's endpoint (MCP streamable HTTP "Listening for Messages from the
+ * Server"): opens the server stream (a previous one is ended: one per session), sends a priming
+ * event with retry:, replays the events after |last_event_id| of the stream it names (a POST
+ * stream whose answer the client missed, or the server stream), then flushes queued messages.
+ * |ex| carries the response headers; ownership is taken.
+ */
+void mcplex_session_open_server_stream(mcplex_session_t *s, mcplex_exchange_t *ex, const char *last_event_id);
+
+/*
+ * Sends one JSON-RPC message (|json|, |len| bytes) on the session's server stream, or queues it
+ * (bounded) until one opens. For a legacy session it goes on the /sse stream. Thread: worker.
+ */
+void mcplex_session_send(mcplex_session_t *s, const char *json, size_t len);
+
+/*
+ * Sends |json| as an SSE event on |ex|'s POST response, turning that response into an event
+ * stream first if needed (the final answer then goes last, via mcplex_exchange_reply_json).
+ * Returns 0, or -1 if the client went away (the caller then uses the server stream).
+ */
+int mcplex_exchange_send_event(mcplex_exchange_t *ex, const char *json, size_t len);
+
+/* Marks |bits| (MCPLEX_LIST_CHANGED_*) to be announced; sent once per burst (~50 ms). */
+void mcplex_session_list_changed(mcplex_session_t *s, unsigned bits);
+
+/* Frees the replay buffer, queued messages, timers and server-request map (session end). */
+void mcplex_session_outbound_dispose(mcplex_session_t *s);
 
 /* ---- the multiplexer (mux.c) --------------------------------------------------------------- */
 
