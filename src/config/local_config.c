@@ -473,7 +473,7 @@ stdio_json(lc_t *lc, const cJSON *spec, const char *path)
 static cJSON *
 target_json(lc_t *lc, const cJSON *t, const char *path, const cJSON *targets, size_t index)
 {
-    static const char *const known[] = {"name", "stdio", "mcp", "sse", "timeout", NULL};
+    static const char *const known[] = {"name", "stdio", "mcp", "sse", "timeout", "tools", NULL};
     static const char *const unsupported[] = {"openapi", "policies", NULL};
     static const char *const kinds[] = {"stdio", "mcp", "sse", "openapi"};
     char p[LC_PATH_MAX], why[256];
@@ -538,6 +538,11 @@ target_json(lc_t *lc, const cJSON *t, const char *path, const cJSON *targets, si
         add_string(out, "timeout", d);
         free(d);
     }
+    /* Tool curation: the McpTarget.tools shape as is ({allow, deny, overrides}); the mapper
+     * checks it. */
+    v = get(t, "tools");
+    if (v != NULL)
+        cJSON_AddItemToObject(out, "tools", cJSON_Duplicate(v, 1));
     return out;
 fail:
     cJSON_Delete(out);

@@ -66,6 +66,13 @@ typedef struct mcplex_http_target {
     size_t n_headers;
 } mcplex_http_target_t;
 
+/* A tool renamed and/or re-described (McpTarget.tools.overrides). */
+typedef struct mcplex_tool_override {
+    char *tool;        /* the target's own name */
+    char *name;        /* exposed name, or NULL */
+    char *description; /* exposed description, or NULL */
+} mcplex_tool_override_t;
+
 typedef struct mcplex_mcp_target {
     char *name;
     mcplex_target_kind_t kind;
@@ -73,6 +80,12 @@ typedef struct mcplex_mcp_target {
     mcplex_http_target_t http;   /* kind == STREAMABLE_HTTP or SSE */
     uint32_t timeout_ms;         /* per-request deadline towards this target */
     int timeout_set;             /* timeout_ms came from config (not the 5 s default) */
+    char **tool_allow;           /* names or fnmatch globs; none = all */
+    size_t n_tool_allow;
+    char **tool_deny;
+    size_t n_tool_deny;
+    mcplex_tool_override_t *tool_overrides;
+    size_t n_tool_overrides;
 } mcplex_mcp_target_t;
 
 typedef enum mcplex_prefix_mode {

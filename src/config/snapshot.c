@@ -61,6 +61,14 @@ target_dispose(mcplex_mcp_target_t *t)
         free(t->http.headers[i].value);
     }
     free(t->http.headers);
+    free_strv(t->tool_allow, t->n_tool_allow);
+    free_strv(t->tool_deny, t->n_tool_deny);
+    for (size_t i = 0; i < t->n_tool_overrides; i++) {
+        free(t->tool_overrides[i].tool);
+        free(t->tool_overrides[i].name);
+        free(t->tool_overrides[i].description);
+    }
+    free(t->tool_overrides);
     memset(t, 0, sizeof(*t));
 }
 

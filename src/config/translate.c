@@ -958,6 +958,31 @@ http_target(const pb_http_target_t *h, int sse, const char *path, const char *cl
  * mcplex's McpBackend -> a backend. URL targets add implicit clusters to |implicit|. NULL with
  * errors.
  */
+/* McpTarget.tools -> the target's curation (globs checked by fnmatch at use; names non-empty). */
+static void
+tool_filter(const Mcplex__Extensions__Clusters__Mcp__V1__ToolFilter *f, const char *path, mcplex_mcp_target_t *t,
+            mcplex_errors_t *errs)
+{
+    t->tool_allow = mcplex_calloc(f->n_allow + 1, sizeof(char *));
+    for (size_t i = 0; i < f->n_allow; i++)
+        t->tool_allow[t->n_tool_allow++] = mcplex_strdup(f->allow[i]);
+    t->tool_deny = mcplex_calloc(f->n_deny + 1, sizeof(char *));
+    for (size_t i = 0; i < f->n_deny; i++)
+        t->tool_deny[t->n_tool_deny++] = mcplex_strdup(f->deny[i]);
+    t->tool_overrides = mcplex_calloc(f->n_overrides + 1, sizeof(*t->tool_overrides));
+    for (size_t i = 0; i < f->n_overrides; i++) {
+        const Mcplex__Extensions__Clusters__Mcp__V1__ToolFilter__OverridesEntry *e = f->overrides[i];
+        mcplex_tool_override_t *o = &t->tool_overrides[t->n_tool_overrides++];
+        o->tool = mcplex_strdup(e->key != NULL ? e->key : "");
+        if (e->value != NULL && e->value->name != NULL && e->value->name[0] != '\0')
+            o->name = mcplex_strdup(e->value->name);
+        if (e->value != NULL && e->value->description != NULL && e->value->description[0] != '\0')
+            o->description = mcplex_strdup(e->value->description);
+        if (o->tool[0] == '\0')
+            mcplex_errors_add(errs, path, "overrides: a tool name (map key) must not be empty");
+    }
+}
+
 static mcplex_mcp_backend_t *
 backend_from_mcplex(const pb_mcp_backend_t *m, const char *path, const char *cluster_name,
                     uint32_t connect_timeout_ms, cluster_vec_t *implicit, mcplex_config_refs_t *refs,
@@ -1028,6 +1053,8 @@ backend_from_mcplex(const pb_mcp_backend_t *m, const char *path, const char *clu
             pt->timeout != NULL && t->timeout_ms == 0)
             mcplex_errors_add(errs, q, "must be greater than 0");
         t->timeout_set = pt->timeout != NULL || backend_timeout_set;
+        if (pt->tools != NULL)
+            tool_filter(pt->tools, pkey(q, p, "tools"), t, errs);
         switch (pt->transport_case) {
         case MCPLEX__EXTENSIONS__CLUSTERS__MCP__V1__MCP_TARGET__TRANSPORT_STDIO:
             stdio_target(pt->stdio, pkey(q, p, "stdio"), t, errs);

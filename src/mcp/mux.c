@@ -25,6 +25,7 @@
 #include "common/mem.h"
 #include "common/seal.h"
 #include "event/worker.h"
+#include "mcp/curation.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/naming.h"
 #include "mcp/session.h"
@@ -816,12 +817,22 @@ initialize_merge(mcplex_session_t *s)
     cJSON_AddStringToObject(result, "protocolVersion", s->protocol_version);
     capabilities = cJSON_AddObjectToObject(result, "capabilities");
     for (size_t c = 0; c < MCPLEX_ARRAY_SIZE(caps); c++) {
+        cJSON *merged = NULL;
         for (size_t i = 0; i < s->n_upstreams; i++) {
-            if (upstream_has_capability(&s->upstreams[i], caps[c])) {
-                cJSON_AddObjectToObject(capabilities, caps[c]);
-                break;
-            }
+            const cJSON *theirs;
+            if (!upstream_has_capability(&s->upstreams[i], caps[c]))
+                continue;
+            if (merged == NULL)
+                merged = cJSON_AddObjectToObject(capabilities, caps[c]);
+            /* resources.subscribe: offered when any target offers it (routed to that target). */
+            theirs = cJSON_GetObjectItemCaseSensitive(s->upstreams[i].capabilities, caps[c]);
+            if (c == 2 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(theirs, "subscribe")) &&
+                cJSON_GetObjectItemCaseSensitive(merged, "subscribe") == NULL)
+                cJSON_AddTrueToObject(merged, "subscribe");
         }
+        /* mcplex itself announces list changes (targets coming and going, relayed changes). */
+        if (merged != NULL && c < 3)
+            cJSON_AddTrueToObject(merged, "listChanged");
     }
     info = cJSON_AddObjectToObject(result, "serverInfo");
     cJSON_AddStringToObject(info, "name", b->server_name != NULL ? b->server_name : "mcplex");
@@ -1191,6 +1202,28 @@ list_finish(mcplex_op_t *op)
     op_reply_result(op, result);
 }
 
+/* Applies the target's tool curation to one tools/list item: 0 if hidden, else renamed and
+ * re-described in place. */
+static int
+curate_tool(const mcplex_upstream_t *u, cJSON *tool)
+{
+    const char *name = json_string(tool, "name");
+    const char *exposed, *description;
+
+    if (name == NULL)
+        return 1;
+    if (!mcplex_curation_expose(u->target, name, &exposed, &description))
+        return 0;
+    if (exposed != name) {
+        char *copy = mcplex_strdup(exposed);
+        json_replace_string(tool, "name", copy);
+        free(copy);
+    }
+    if (description != NULL)
+        json_replace_string(tool, "description", description);
+    return 1;
+}
+
 static void
 list_slot_result(mcplex_op_t *op, size_t slot_index, mcplex_jsonrpc_msg_t *msg)
 {
@@ -1212,6 +1245,10 @@ list_slot_result(mcplex_op_t *op, size_t slot_index, mcplex_jsonrpc_msg_t *msg)
         slot->items = cJSON_CreateArray();
     while (cJSON_IsArray(items) && cJSON_GetArraySize(items) > 0) {
         item = cJSON_DetachItemFromArray(items, 0);
+        if (strcmp(key, "tools") == 0 && !curate_tool(&s->upstreams[slot_index], item)) {
+            cJSON_Delete(item);
+            continue;
+        }
         if (strcmp(key, "tools") == 0 || strcmp(key, "prompts") == 0)
             prefix_string_member(s, slot_index, item, "name", 0);
         else if (strcmp(key, "resources") == 0)
@@ -1467,6 +1504,21 @@ mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex
         return;
     }
     u = &s->upstreams[idx];
+    if (strcmp(msg->method, "tools/call") == 0) {
+        /* Curation: only exposed tools can be called, under their exposed names. */
+        const char *exposed = json_string(params, "name");
+        const char *own = mcplex_curation_resolve(u->target, exposed);
+        if (own == NULL) {
+            snprintf(message, sizeof(message), "Unknown tool: %s", json_string(msg->params, "name"));
+            mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INVALID_PARAMS, message, NULL, s->id);
+            return;
+        }
+        if (own != exposed) {
+            char *copy = mcplex_strdup(own);
+            json_replace_string(params, "name", copy);
+            free(copy);
+        }
+    }
     op = op_create(s, MUX_OP_ROUTED, msg->method, msg->id_raw, ex);
     op->target = (size_t)idx;
     op->slots[idx].state = MUX_SLOT_PENDING;
