@@ -557,7 +557,8 @@ static void
 emit_mcp_backend(lc_t *lc, const cJSON *mcp, const char *path, const char *cluster_name,
                  const char *const *extra)
 {
-    static const char *const known[] = {"targets", "prefixMode", "failureMode", "statefulMode", NULL};
+    static const char *const known[] = {"targets", "prefixMode", "failureMode", "statefulMode", "serverStream",
+                                        NULL};
     char p[LC_PATH_MAX];
     const cJSON *targets, *it;
     const char *prefix_mode, *failure_mode, *stateful_mode;
@@ -607,6 +608,10 @@ emit_mcp_backend(lc_t *lc, const cJSON *mcp, const char *path, const char *clust
         mcplex_errors_add(lc->errs, pkey(p, path, "statefulMode"), "expected stateful or stateless, got '%s'",
                           stateful_mode);
 
+    /* serverStream: {disabled, replayBufferBytes, heartbeatInterval}: McpBackend.server_stream in
+     * its JSON names, checked by the mapper. */
+    if (get(mcp, "serverStream") != NULL)
+        cJSON_AddItemToObject(tc, "server_stream", cJSON_Duplicate(get(mcp, "serverStream"), 1));
     tarr = add_array(tc, "targets");
     targets = get_array(lc, mcp, "targets", path, 1);
     if (targets != NULL && cJSON_GetArraySize(targets) == 0)

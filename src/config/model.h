@@ -108,6 +108,9 @@ typedef struct mcplex_mcp_backend {
     char *server_name;        /* serverInfo.name, default "mcplex" */
     char *server_version;     /* serverInfo.version, default MCPLEX_VERSION */
     char *server_title;       /* or NULL */
+    int server_stream_disabled;   /* GET answered 405 */
+    uint32_t replay_buffer_bytes; /* per session, for Last-Event-ID (default 1 MiB) */
+    uint32_t heartbeat_ms;        /* idle server stream comments (default 15000; 0 = off) */
 } mcplex_mcp_backend_t;
 
 typedef struct mcplex_cluster {

@@ -744,6 +744,8 @@ backend_new(const char *sep, size_t n_targets)
     b->separator = mcplex_strdup(sep);
     b->server_name = mcplex_strdup("mcplex");
     b->server_version = mcplex_strdup(MCPLEX_VERSION);
+    b->replay_buffer_bytes = 1024 * 1024;
+    b->heartbeat_ms = 15000;
     b->targets = mcplex_calloc(n_targets, sizeof(*b->targets));
     return b;
 }
@@ -1016,6 +1018,14 @@ backend_from_mcplex(const pb_mcp_backend_t *m, const char *path, const char *clu
     default:
         mcplex_errors_add(errs, pkey(p, path, "prefix_mode"), "unknown value %d", (int)m->prefix_mode);
         break;
+    }
+    if (m->server_stream != NULL) {
+        b->server_stream_disabled = m->server_stream->disabled;
+        if (m->server_stream->replay_buffer_bytes > 0)
+            b->replay_buffer_bytes = m->server_stream->replay_buffer_bytes;
+        if (m->server_stream->heartbeat_interval != NULL)
+            duration_ms(m->server_stream->heartbeat_interval, 15000,
+                        pkey(p, path, "server_stream.heartbeat_interval"), errs, &b->heartbeat_ms);
     }
     switch (m->failure_mode) {
     case MCPLEX__EXTENSIONS__CLUSTERS__MCP__V1__MCP_BACKEND__FAILURE_MODE__FAIL_OPEN:

@@ -302,6 +302,14 @@ handle_get(const mcplex_mcp_route_ctx_t *rc, const mcplex_http_request_t *req, m
         reply_plain_error(ex, 404, MCPLEX_JSONRPC_REQUEST_TIMEOUT, "Session not found");
         return;
     }
+    if (s->backend->server_stream_disabled) {
+        /* MCP: a server without a server stream answers 405; clients then just POST. */
+        mcplex_http_header_t allow = {"allow", 5, "POST, DELETE", 12};
+        if (ex->n_headers < 6)
+            ex->headers[ex->n_headers++] = allow;
+        reply_plain_error(ex, 405, MCPLEX_JSONRPC_CONNECTION_CLOSED, "Method Not Allowed: no server stream");
+        return;
+    }
     mcplex_session_open_server_stream(s, ex, mcplex_http_request_header(req, "last-event-id"));
 }
 

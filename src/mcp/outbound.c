@@ -59,7 +59,7 @@ replay_record(mcplex_session_t *s, uint64_t stream_key, uint64_t seq, const char
         s->replay_head = ev;
     s->replay_tail = ev;
     s->replay_bytes += len;
-    while (s->replay_bytes > MCPLEX_REPLAY_BUFFER_BYTES_DEFAULT && s->replay_head != NULL) {
+    while (s->replay_bytes > s->backend->replay_buffer_bytes && s->replay_head != NULL) {
         struct mcplex_replay_event *old = s->replay_head;
         s->replay_head = old->next;
         if (s->replay_head == NULL)
@@ -222,7 +222,8 @@ parse_event_id(const char *id, uint64_t *stream_key, uint64_t *seq)
 void
 mcplex_session_open_server_stream(mcplex_session_t *s, mcplex_exchange_t *ex, const char *last_event_id)
 {
-    struct timeval every = {MCPLEX_HEARTBEAT_MS_DEFAULT / 1000, (MCPLEX_HEARTBEAT_MS_DEFAULT % 1000) * 1000};
+    uint32_t ms = s->backend->heartbeat_ms;
+    struct timeval every = {ms / 1000, (ms % 1000) * 1000};
     uint64_t key = 0, seq = 0;
     int resume;
 
@@ -260,7 +261,8 @@ mcplex_session_open_server_stream(mcplex_session_t *s, mcplex_exchange_t *ex, co
     }
     if (s->heartbeat == NULL)
         s->heartbeat = event_new(s->worker->base, -1, EV_PERSIST, heartbeat_cb, s);
-    event_add(s->heartbeat, &every);
+    if (ms > 0)
+        event_add(s->heartbeat, &every);
     flush_pending(s);
 }
 

@@ -192,10 +192,9 @@ void mcplex_session_close(mcplex_session_t *s, const char *reason);
 #define MCPLEX_LIST_CHANGED_PROMPTS 0x2
 #define MCPLEX_LIST_CHANGED_RESOURCES 0x4
 
-/* Per-session bounds (bytes of replayable events; messages queued without a server stream). */
-#define MCPLEX_REPLAY_BUFFER_BYTES_DEFAULT (1024 * 1024)
+/* Messages queued per session while no server stream is open (the replay buffer size and the
+ * heartbeat interval come from McpBackend.server_stream). */
 #define MCPLEX_PENDING_MAX 1000
-#define MCPLEX_HEARTBEAT_MS_DEFAULT 15000
 
 /* A server -> client request in flight: the downstream id mcplex gave it maps back here. */
 typedef struct mcplex_server_request {
