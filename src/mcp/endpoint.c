@@ -187,6 +187,73 @@ handle_legacy_message(const mcplex_mcp_route_ctx_t *rc, const mcplex_http_reques
     mcplex_mux_handle(s, &msg, answer);
 }
 
+/* ---- MCP 2026-07-28: sessionless requests --------------------------------------------------------- */
+
+/*
+ * The modern era is chosen per request (MCP 2026-07-28 "Versioning"): a request without a
+ * session whose params._meta names a protocol version, or whose MCP-Protocol-Version header is a
+ * modern one. Returns that version, or NULL for a legacy-era request.
+ */
+static const char *
+modern_version(const char *header, const mcplex_jsonrpc_msg_t *msg)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(msg->params, "_meta");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, "io.modelcontextprotocol/protocolVersion");
+
+    if (cJSON_IsString(v))
+        return v->valuestring;
+    if (header != NULL && strcmp(header, "2026-01-01") > 0)
+        return header;
+    return NULL;
+}
+
+static void
+handle_modern(const mcplex_mcp_route_ctx_t *rc, const char *header, mcplex_jsonrpc_msg_t *msg,
+              mcplex_exchange_t *ex)
+{
+    static const char *const methods[] = {"server/discover", "tools/list", "tools/call", "prompts/list",
+                                          "prompts/get", "resources/list", "resources/read",
+                                          "resources/templates/list", "completion/complete", NULL};
+    const char *version = modern_version(header, msg);
+    char message[256];
+    mcplex_session_t *s;
+    size_t i;
+
+    if (strcmp(version, MCPLEX_MCP_MODERN_VERSION) != 0) {
+        cJSON *data = cJSON_CreateObject();
+        cJSON *supported = cJSON_AddArrayToObject(data, "supported");
+        cJSON_AddItemToArray(supported, cJSON_CreateString(MCPLEX_MCP_MODERN_VERSION));
+        for (i = 0; mcplex_mcp_protocol_versions[i] != NULL; i++)
+            cJSON_AddItemToArray(supported, cJSON_CreateString(mcplex_mcp_protocol_versions[i]));
+        cJSON_AddStringToObject(data, "requested", version);
+        mcplex_exchange_reply_error(ex, 400, msg->id_raw, -32022, "Unsupported protocol version", data, NULL);
+        cJSON_Delete(data);
+        goto done;
+    }
+    if (header != NULL && strcmp(header, version) != 0) {
+        mcplex_exchange_reply_error(ex, 400, msg->id_raw, -32020,
+                                    "Header mismatch: MCP-Protocol-Version differs from _meta", NULL, NULL);
+        goto done;
+    }
+    for (i = 0; methods[i] != NULL && strcmp(methods[i], msg->method) != 0; i++)
+        ;
+    if (methods[i] == NULL) {
+        /* Unknown, or removed in 2026-07-28 (ping, logging/setLevel, subscribe, ...): 404. */
+        snprintf(message, sizeof(message), "Method not found: %s", msg->method);
+        mcplex_exchange_reply_error(ex, 404, msg->id_raw, MCPLEX_JSONRPC_METHOD_NOT_FOUND, message, NULL, NULL);
+        goto done;
+    }
+    s = new_session(rc, message, sizeof(message));
+    if (s == NULL) {
+        mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL, NULL);
+        goto done;
+    }
+    mcplex_mux_stateless(s, msg, ex);
+    return;
+done:
+    mcplex_jsonrpc_msg_dispose(msg);
+}
+
 static void
 handle_post(const mcplex_mcp_route_ctx_t *rc, mcplex_http_stream_t *stream, const mcplex_http_request_t *req,
             mcplex_exchange_t *ex)
@@ -225,6 +292,11 @@ handle_post(const mcplex_mcp_route_ctx_t *rc, mcplex_http_stream_t *stream, cons
                  why != NULL ? why : "bad message");
         mcplex_exchange_reply_error(ex, 400, msg.id_raw, rc_parse, message, NULL, NULL);
         mcplex_jsonrpc_msg_dispose(&msg);
+        return;
+    }
+    if (sid == NULL && msg.kind == MCPLEX_JSONRPC_REQUEST && strcmp(msg.method, "initialize") != 0 &&
+        modern_version(version, &msg) != NULL) {
+        handle_modern(rc, version, &msg, ex);
         return;
     }
     if (version != NULL && !mcplex_mcp_protocol_version_supported(version)) {

@@ -73,12 +73,14 @@ typedef struct mcplex_op {
     cJSON *request;       /* ROUTED/REINIT: the rewritten request (owned); LIST: params template */
     size_t target;        /* ROUTED: the target */
     char *progress_token; /* ROUTED: raw JSON of params._meta.progressToken, or NULL */
+    cJSON *then;          /* INITIALIZE of a stateless (2026-07-28) session: the request to run next */
     int retried;          /* ROUTED: already re-sent once after the target's session expired */
 } mcplex_op_t;
 
 static void op_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *msg);
 static void prefix_string_member(const mcplex_session_t *s, size_t target, cJSON *obj, const char *key, int uri);
 static int upstream_reinit(mcplex_upstream_t *u, mcplex_op_t *op);
+static void stateless_continue(mcplex_op_t *op);
 static void op_slot_failed(mcplex_op_t *op, size_t slot, int code, const char *message);
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -184,9 +186,13 @@ op_free(mcplex_op_t *op)
     free(op->slots);
     free(op->progress_token);
     cJSON_Delete(op->request);
+    cJSON_Delete(op->then);
     free(op->method);
     free(op->client_id);
     free(op);
+    /* A stateless (2026-07-28) session ends with its one answer. */
+    if (s->modern && s->ops == NULL && !s->closing)
+        mcplex_session_close(s, "stateless request answered");
 }
 
 /* Answers |op| with a JSON-RPC error (HTTP 200) and frees it. */
@@ -198,11 +204,44 @@ op_reply_error(mcplex_op_t *op, int code, const char *message, const cJSON *data
     op_free(op);
 }
 
+/*
+ * MCP 2026-07-28 results: resultType, the cache hints lists and reads must carry (mcplex answers
+ * per request, so nothing may be cached across clients), and the server's identity in _meta.
+ */
+static void
+modern_decorate(const mcplex_session_t *s, const char *method, cJSON *result)
+{
+    cJSON *meta, *info;
+
+    if (!s->modern || !cJSON_IsObject(result))
+        return;
+    if (cJSON_GetObjectItemCaseSensitive(result, "resultType") == NULL)
+        cJSON_AddStringToObject(result, "resultType", "complete");
+    if ((strstr(method, "/list") != NULL || strcmp(method, "resources/read") == 0 ||
+         strcmp(method, "server/discover") == 0) &&
+        cJSON_GetObjectItemCaseSensitive(result, "ttlMs") == NULL) {
+        cJSON_AddNumberToObject(result, "ttlMs", 0);
+        cJSON_AddStringToObject(result, "cacheScope", "private");
+    }
+    meta = cJSON_GetObjectItemCaseSensitive(result, "_meta");
+    if (meta == NULL)
+        meta = cJSON_AddObjectToObject(result, "_meta");
+    if (cJSON_IsObject(meta) && cJSON_GetObjectItemCaseSensitive(meta, "io.modelcontextprotocol/serverInfo") == NULL) {
+        info = cJSON_AddObjectToObject(meta, "io.modelcontextprotocol/serverInfo");
+        cJSON_AddStringToObject(info, "name", s->backend->server_name ? s->backend->server_name : "mcplex");
+        cJSON_AddStringToObject(info, "version", s->backend->server_version ? s->backend->server_version
+                                                                           : MCPLEX_VERSION);
+    }
+}
+
 /* Answers |op| with |result| (ownership taken) and frees it. */
 static void
 op_reply_result(mcplex_op_t *op, cJSON *result)
 {
-    char *text = mcplex_jsonrpc_result_text(op->client_id, result);
+    char *text;
+
+    modern_decorate(op->session, op->method, result);
+    text = mcplex_jsonrpc_result_text(op->client_id, result);
 
     mcplex_exchange_reply_json(op->ex, 200, text, strlen(text), op->session->id);
     free(text);
@@ -730,6 +769,12 @@ upstream_client_capabilities(const mcplex_session_t *s)
                                                  : cJSON_CreateObject();
 
     cJSON_DeleteItemFromObjectCaseSensitive(caps, "tasks");
+    if (s->modern) {
+        /* 2026-07-28 has no server -> client requests: targets must not count on them. */
+        cJSON_DeleteItemFromObjectCaseSensitive(caps, "sampling");
+        cJSON_DeleteItemFromObjectCaseSensitive(caps, "elicitation");
+        cJSON_DeleteItemFromObjectCaseSensitive(caps, "roots");
+    }
     return caps;
 }
 
@@ -913,6 +958,10 @@ initialize_finish(mcplex_op_t *op)
             u->transport = NULL;
         }
     }
+    if (op->then != NULL) {
+        stateless_continue(op);
+        return;
+    }
     if (s->id == NULL && mcplex_session_register(s) != 0) {
         op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, "could not create a session id", NULL);
         mcplex_session_close(s, "session id");
@@ -923,14 +972,77 @@ initialize_finish(mcplex_op_t *op)
     op_reply_result(op, initialize_merge(s));
 }
 
+/* Runs the stateless request of |op| (an initialize op whose targets are ready). */
+static void
+stateless_continue(mcplex_op_t *op)
+{
+    mcplex_session_t *s = op->session;
+    mcplex_jsonrpc_msg_t msg;
+    mcplex_exchange_t *ex;
+
+    if (strcmp(op->method, "server/discover") == 0) {
+        /* DiscoverResult: versions, capabilities, identity and instructions. */
+        cJSON *merged = initialize_merge(s);
+        cJSON *result = cJSON_CreateObject();
+        cJSON *versions = cJSON_AddArrayToObject(result, "supportedVersions");
+        cJSON_AddItemToArray(versions, cJSON_CreateString(MCPLEX_MCP_MODERN_VERSION));
+        for (size_t i = 0; mcplex_mcp_protocol_versions[i] != NULL; i++)
+            cJSON_AddItemToArray(versions, cJSON_CreateString(mcplex_mcp_protocol_versions[i]));
+        cJSON *caps = cJSON_DetachItemFromObject(merged, "capabilities"), *cap;
+        /* Modern list changes need subscriptions/listen, which mcplex does not serve yet. */
+        cJSON_ArrayForEach(cap, caps) cJSON_DeleteItemFromObjectCaseSensitive(cap, "listChanged");
+        cJSON_AddItemToObject(result, "capabilities", caps);
+        cJSON_AddItemToObject(result, "serverInfo", cJSON_DetachItemFromObject(merged, "serverInfo"));
+        if (cJSON_GetObjectItemCaseSensitive(merged, "instructions") != NULL)
+            cJSON_AddItemToObject(result, "instructions", cJSON_DetachItemFromObject(merged, "instructions"));
+        cJSON_Delete(merged);
+        op_reply_result(op, result);
+        return;
+    }
+    memset(&msg, 0, sizeof(msg));
+    msg.root = op->then;
+    op->then = NULL;
+    msg.kind = MCPLEX_JSONRPC_REQUEST;
+    msg.method = json_string(msg.root, "method");
+    msg.params = cJSON_GetObjectItemCaseSensitive(msg.root, "params");
+    msg.id_raw = mcplex_strdup(op->client_id);
+    ex = op->ex;
+    op->ex = NULL;
+    /* The request's op is created before the initialize op goes, so the session stays open. */
+    mcplex_mux_handle(s, &msg, ex);
+    op_free(op);
+}
+
+static void initialize_start(mcplex_session_t *s, const char *id_raw, const char *method, cJSON *then,
+                             mcplex_exchange_t *ex);
+
+void
+mcplex_mux_stateless(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(msg->params, "_meta");
+    const cJSON *caps = cJSON_GetObjectItemCaseSensitive(meta, "io.modelcontextprotocol/clientCapabilities");
+    const cJSON *info = cJSON_GetObjectItemCaseSensitive(meta, "io.modelcontextprotocol/clientInfo");
+    cJSON *then = msg->root;
+    char *method = mcplex_strdup(msg->method), *id = mcplex_strdup(msg->id_raw);
+
+    s->modern = 1;
+    /* Targets speak the legacy era: mcplex initializes them with the newest legacy version. */
+    s->protocol_version = mcplex_strdup(mcplex_mcp_protocol_versions[0]);
+    s->client_capabilities = cJSON_IsObject(caps) ? cJSON_Duplicate(caps, 1) : NULL;
+    s->client_info = cJSON_IsObject(info) ? cJSON_Duplicate(info, 1) : NULL;
+    msg->root = NULL;
+    mcplex_jsonrpc_msg_dispose(msg);
+    initialize_start(s, id, method, then, ex);
+    free(method);
+    free(id);
+}
+
 void
 mcplex_mux_initialize(mcplex_session_t *s, const char *id_raw, const cJSON *params, mcplex_exchange_t *ex)
 {
     const char *requested = json_string(params, "protocolVersion");
     const cJSON *caps = cJSON_GetObjectItemCaseSensitive(params, "capabilities");
     const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "clientInfo");
-    mcplex_op_t *op;
-    cJSON *init_params;
 
     /* Version negotiation (MCP lifecycle): echo a version we speak, else offer our latest. */
     s->protocol_version = mcplex_strdup(mcplex_mcp_protocol_version_supported(requested)
@@ -938,8 +1050,21 @@ mcplex_mux_initialize(mcplex_session_t *s, const char *id_raw, const cJSON *para
                                             : mcplex_mcp_protocol_versions[0]);
     s->client_capabilities = cJSON_IsObject(caps) ? cJSON_Duplicate(caps, 1) : NULL;
     s->client_info = cJSON_IsObject(info) ? cJSON_Duplicate(info, 1) : NULL;
+    initialize_start(s, id_raw, "initialize", NULL, ex);
+}
 
-    op = op_create(s, MUX_OP_INITIALIZE, "initialize", id_raw, ex);
+/*
+ * Starts every target and initializes each with its own deadline; the op finishes in
+ * initialize_finish (|then| != NULL: a stateless request to run once the targets are ready).
+ */
+static void
+initialize_start(mcplex_session_t *s, const char *id_raw, const char *method, cJSON *then, mcplex_exchange_t *ex)
+{
+    mcplex_op_t *op;
+    cJSON *init_params;
+
+    op = op_create(s, MUX_OP_INITIALIZE, method, id_raw, ex);
+    op->then = then;
     init_params = initialize_params(s);
     for (size_t i = 0; i < s->n_upstreams; i++) {
         mcplex_upstream_t *u = &s->upstreams[i];
@@ -1322,8 +1447,10 @@ routed_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *msg)
     mcplex_session_t *s = op->session;
     char *text;
 
-    if (msg->kind == MCPLEX_JSONRPC_RESULT)
+    if (msg->kind == MCPLEX_JSONRPC_RESULT) {
         rewrite_routed_result(s, slot, op->method, msg->result);
+        modern_decorate(s, op->method, msg->result);
+    }
     /* Pass the target's answer through with the client's id restored. */
     mcplex_jsonrpc_set_id(msg->root, op->client_id);
     text = mcplex_json_print(msg->root);

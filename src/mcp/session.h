@@ -146,6 +146,7 @@ struct mcplex_session {
     mcplex_strmap_t server_requests;        /* downstream id -> struct mcplex_server_request */
     uint64_t next_server_request;
     int legacy_sse;                         /* a legacy HTTP+SSE session (/sse) */
+    int modern;                             /* MCP 2026-07-28: one sessionless request, then closed */
     uint64_t cursor_salt;                   /* binds list cursors to this session */
     int closing;
     time_t created;
@@ -250,6 +251,15 @@ void mcplex_mux_initialize(mcplex_session_t *s, const char *id_raw, const cJSON 
 struct mcplex_jsonrpc_msg;
 void mcplex_mux_handle(mcplex_session_t *s, struct mcplex_jsonrpc_msg *msg, mcplex_exchange_t *ex);
 
+/*
+ * Serves one sessionless request of MCP 2026-07-28 (the modern era: no initialize, protocol
+ * version and client capabilities in params._meta) on |s|, a fresh session that is closed when
+ * the answer is sent: the targets are initialized (they speak the legacy era), then |msg| is
+ * handled like a session's request, or answered with a DiscoverResult for server/discover.
+ * Results of lists and reads carry the modern cache hints. Takes |msg| and |ex|.
+ */
+void mcplex_mux_stateless(mcplex_session_t *s, struct mcplex_jsonrpc_msg *msg, mcplex_exchange_t *ex);
+
 /* Fails every operation of |s| still waiting (session ending). Used by session.c. */
 void mcplex_mux_abort_all(mcplex_session_t *s, int code, const char *message);
 /* Cancels and frees every in-flight call of |u| (no answers). Used by session.c. */
@@ -257,6 +267,8 @@ void mcplex_mux_drop_calls(mcplex_upstream_t *u);
 
 /* Protocol versions mcplex speaks, newest first, NULL-terminated. */
 extern const char *const mcplex_mcp_protocol_versions[];
+/* The modern-era version mcplex serves sessionless requests of. */
+#define MCPLEX_MCP_MODERN_VERSION "2026-07-28"
 /* 1 if |version| is one mcplex speaks. */
 int mcplex_mcp_protocol_version_supported(const char *version);
 
