@@ -558,7 +558,7 @@ emit_mcp_backend(lc_t *lc, const cJSON *mcp, const char *path, const char *clust
                  const char *const *extra)
 {
     static const char *const known[] = {"targets", "prefixMode", "failureMode", "statefulMode", "serverStream",
-                                        NULL};
+                                        "serverInfo", NULL};
     char p[LC_PATH_MAX];
     const cJSON *targets, *it;
     const char *prefix_mode, *failure_mode, *stateful_mode;
@@ -612,6 +612,9 @@ emit_mcp_backend(lc_t *lc, const cJSON *mcp, const char *path, const char *clust
      * its JSON names, checked by the mapper. */
     if (get(mcp, "serverStream") != NULL)
         cJSON_AddItemToObject(tc, "server_stream", cJSON_Duplicate(get(mcp, "serverStream"), 1));
+    /* serverInfo: {name, version, title} of the merged initialize (McpBackend.server_info). */
+    if (get(mcp, "serverInfo") != NULL)
+        cJSON_AddItemToObject(tc, "server_info", cJSON_Duplicate(get(mcp, "serverInfo"), 1));
     tarr = add_array(tc, "targets");
     targets = get_array(lc, mcp, "targets", path, 1);
     if (targets != NULL && cJSON_GetArraySize(targets) == 0)

@@ -383,6 +383,8 @@ handle_get(const mcplex_mcp_route_ctx_t *rc, const mcplex_http_request_t *req, m
         return;
     }
     mcplex_session_open_server_stream(s, ex, mcplex_http_request_header(req, "last-event-id"));
+    /* The targets' own server streams, merged into this one. */
+    mcplex_mux_open_upstream_streams(s);
 }
 
 void

@@ -250,6 +250,17 @@ op_reply_result(mcplex_op_t *op, cJSON *result)
 }
 
 void
+mcplex_mux_open_upstream_streams(mcplex_session_t *s)
+{
+    for (size_t i = 0; i < s->n_upstreams; i++) {
+        mcplex_upstream_t *u = &s->upstreams[i];
+        if (u->state == MCPLEX_UPSTREAM_READY && u->transport != NULL &&
+            u->target->kind == MCPLEX_TARGET_STREAMABLE_HTTP)
+            mcplex_http_transport_open_stream(u->transport);
+    }
+}
+
+void
 mcplex_mux_abort_all(mcplex_session_t *s, int code, const char *message)
 {
     while (s->ops != NULL)

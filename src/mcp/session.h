@@ -260,6 +260,10 @@ void mcplex_mux_handle(mcplex_session_t *s, struct mcplex_jsonrpc_msg *msg, mcpl
  */
 void mcplex_mux_stateless(mcplex_session_t *s, struct mcplex_jsonrpc_msg *msg, mcplex_exchange_t *ex);
 
+/* Opens the server stream of every ready streamable-HTTP target of |s| (the client opened its
+ * own); their messages are merged into the session's stream. */
+void mcplex_mux_open_upstream_streams(mcplex_session_t *s);
+
 /* Fails every operation of |s| still waiting (session ending). Used by session.c. */
 void mcplex_mux_abort_all(mcplex_session_t *s, int code, const char *message);
 /* Cancels and frees every in-flight call of |u| (no answers). Used by session.c. */

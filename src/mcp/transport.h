@@ -119,6 +119,14 @@ mcplex_transport_t *mcplex_http_transport_create(struct event_base *base, const 
  */
 const char *mcplex_http_transport_session_id(const mcplex_transport_t *t);
 /*
+ * Opens the target's server stream (MCP streamable HTTP: GET with Accept text/event-stream and
+ * the upstream session id); its messages arrive through on_message like any other. A stream
+ * that ends is reopened after 1 s with Last-Event-ID; a 405 means the target offers none and
+ * nothing more is tried. Idempotent. Returns 0, or -1 if |t| is not an open HTTP transport or
+ * the target offers no stream.
+ */
+int mcplex_http_transport_open_stream(mcplex_transport_t *t);
+/*
  * Sets the upstream Mcp-Session-Id of an HTTP transport (copied; NULL forgets it), e.g. when a
  * session is rebuilt from a sealed client session id. No-op if |t| is not an HTTP transport.
  */

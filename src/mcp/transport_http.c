@@ -66,6 +66,7 @@ typedef struct http_post {
     size_t delivered; /* messages delivered from this response */
     int starting; /* inside mcplex_http_client_request() */
     int ended;    /* the client ended the request (on_complete/on_error) */
+    int is_stream; /* the GET server stream, not a POST */
 } http_post_t;
 
 struct http_transport {
@@ -83,6 +84,12 @@ struct http_transport {
     http_post_t *posts; /* in flight */
     int in_cb;          /* owner callbacks (or our callbacks that call the owner) on the stack */
     int closing;
+    /* The upstream server stream (GET), opened on demand and reopened when it ends. */
+    http_post_t *stream;
+    int want_stream;
+    int stream_unsupported;  /* the target answered 405: it offers no server stream */
+    char *last_event_id;     /* resumption point for the next GET */
+    struct event *reopen;
 };
 
 static const mcplex_transport_ops_t http_ops;
@@ -127,12 +134,16 @@ set_header(mcplex_http_header_t *h, const char *name, const char *value)
 static mcplex_http_header_t *
 build_headers(const http_transport_t *t, int post, size_t *n_out)
 {
-    mcplex_http_header_t *h = mcplex_calloc(4 + t->n_extra, sizeof(*h));
+    mcplex_http_header_t *h = mcplex_calloc(5 + t->n_extra, sizeof(*h));
     size_t n = 0;
 
-    if (post) {
+    if (post == 1) {
         set_header(&h[n++], "content-type", "application/json");
         set_header(&h[n++], "accept", "application/json, text/event-stream");
+    } else if (post == 2) {
+        set_header(&h[n++], "accept", "text/event-stream");
+        if (t->last_event_id != NULL)
+            set_header(&h[n++], "last-event-id", t->last_event_id);
     }
     if (t->session_id != NULL)
         set_header(&h[n++], "mcp-session-id", t->session_id);
@@ -170,6 +181,9 @@ static void
 post_unlink_free(http_post_t *p)
 {
     http_transport_t *t = p->t;
+
+    if (t->stream == p)
+        t->stream = NULL;
 
     if (p->prev != NULL)
         p->prev->next = p->next;
@@ -245,6 +259,10 @@ on_sse_event(void *arg, const mcplex_sse_event_t *ev)
 {
     http_post_t *p = arg;
 
+    if (p->is_stream && ev->id != NULL) {
+        free(p->t->last_event_id);
+        p->t->last_event_id = mcplex_strdup(ev->id);
+    }
     if (p->t->closing || ev->data_len == 0)
         return; /* priming events carry no data */
     if (strcmp(ev->event, "message") != 0) {
@@ -345,6 +363,8 @@ post_end(http_post_t *p)
         post_unlink_free(p);
 }
 
+static void stream_ended(http_post_t *p);
+
 static void
 on_complete(void *arg)
 {
@@ -352,6 +372,10 @@ on_complete(void *arg)
     http_transport_t *t = p->t;
     char reason[ERROR_BODY_KEEP + 64];
 
+    if (p->is_stream) {
+        stream_ended(p);
+        return;
+    }
     t->in_cb++;
     switch (p->kind) {
     case BODY_IGNORE:
@@ -401,6 +425,11 @@ on_error(void *arg, const char *reason)
     http_post_t *p = arg;
     http_transport_t *t = p->t;
 
+    if (p->is_stream) {
+        mcplex_log_debug(t->component, "server stream GET %s failed: %s", t->path, reason ? reason : "?");
+        stream_ended(p);
+        return;
+    }
     t->in_cb++;
     send_failed(p, 0, reason != NULL ? reason : "upstream error");
     t->in_cb--;
@@ -408,6 +437,64 @@ on_error(void *arg, const char *reason)
 }
 
 static const mcplex_http_client_cbs_t post_cbs = {on_headers, on_body, on_complete, on_error};
+
+/* ---- the upstream server stream (GET) ------------------------------------------------------------- */
+
+/* How soon a server stream that ended is opened again (ms). */
+#define STREAM_REOPEN_MS 1000
+
+static void
+stream_start(http_transport_t *t)
+{
+    mcplex_http_header_t *h;
+    size_t n;
+    http_post_t *p;
+
+    if (t->closing || t->stream != NULL || t->stream_unsupported)
+        return;
+    p = mcplex_calloc(1, sizeof(*p));
+    p->t = t;
+    p->is_stream = 1;
+    p->next = t->posts;
+    if (t->posts != NULL)
+        t->posts->prev = p;
+    t->posts = p;
+    t->stream = p;
+    h = build_headers(t, 2, &n);
+    p->starting = 1;
+    p->req = mcplex_http_client_request(t->pool, "GET", t->path, t->authority, h, n, NULL, 0, 0, &post_cbs, p);
+    p->starting = 0;
+    free(h);
+    if (p->ended || p->req == NULL)
+        post_unlink_free(p);
+}
+
+static void
+stream_reopen_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    stream_start(arg);
+}
+
+/* The GET ended: 405 means no server stream; otherwise it is opened again shortly. */
+static void
+stream_ended(http_post_t *p)
+{
+    http_transport_t *t = p->t;
+    struct timeval later = {STREAM_REOPEN_MS / 1000, (STREAM_REOPEN_MS % 1000) * 1000};
+
+    if (p->status == 405) {
+        t->stream_unsupported = 1;
+        mcplex_log_debug(t->component, "target offers no server stream (405)");
+    }
+    post_end(p);
+    if (t->closing || !t->want_stream || t->stream_unsupported)
+        return;
+    if (t->reopen == NULL)
+        t->reopen = evtimer_new(t->base, stream_reopen_cb, t);
+    evtimer_add(t->reopen, &later);
+}
 
 /* The DELETE of close() outlives the transport and tells nobody. */
 static void
@@ -457,6 +544,9 @@ finish(http_transport_t *t)
         free((char *)t->extra[i].value);
     }
     free(t->extra);
+    if (t->reopen != NULL)
+        event_free(t->reopen);
+    free(t->last_event_id);
     free(t->session_id);
     free(t->protocol_version);
     free(t->path);
@@ -566,6 +656,18 @@ mcplex_http_transport_create(struct event_base *base, const char *target_name, s
         }
     }
     return &t->super;
+}
+
+int
+mcplex_http_transport_open_stream(mcplex_transport_t *t)
+{
+    http_transport_t *ht = (http_transport_t *)t;
+
+    if (t == NULL || t->ops != &http_ops || ht->closing)
+        return -1;
+    ht->want_stream = 1;
+    stream_start(ht);
+    return ht->stream_unsupported ? -1 : 0;
 }
 
 const char *

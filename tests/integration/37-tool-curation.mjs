@@ -1,4 +1,4 @@
-// 37-tool-curation: per-target tool curation (McpTarget.tools / the local file's targets[].tools):
+// 37-tool-curation: the configurable serverInfo, and per-target tool curation (McpTarget.tools / the local file's targets[].tools):
 // allow and deny lists by name or glob, a rename and a description override. Hidden tools are
 // neither listed nor callable; a renamed tool answers to its new name only.
 import {
@@ -17,6 +17,7 @@ binds:
   - routes:
     - backends:
       - mcp:
+          serverInfo: {name: acme-gateway, version: 2.0.0, title: Acme tools}
           targets:
           - name: tiny
             stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: T}}
@@ -31,6 +32,10 @@ binds:
               deny: [get-env]
 `, { port });
   const c = await connectClient(mx.url);
+  const info = c.client.getServerVersion();
+  assert.equal(info.name, "acme-gateway");
+  assert.equal(info.version, "2.0.0");
+  assert.equal(info.title, "Acme tools");
   const tools = (await c.client.listTools()).tools;
   const n = names(tools);
   assert.ok(n.includes("tiny_identity"), `renamed tool listed: ${n}`);

@@ -5,7 +5,7 @@
 // turns the stream off.
 import {
   assert, test, run, freePort, startMcplex, stdioPeer, rpc, openSession, deleteSession, sleep, J,
-  PROTOCOL_VERSION,
+  PROTOCOL_VERSION, startEverythingHttp,
 } from "./lib/harness.mjs";
 
 const everything = stdioPeer("everything");
@@ -93,6 +93,37 @@ test("priming, relayed logs, heartbeats, and Last-Event-ID replay", async () => 
   assert.equal(new Set(again).size, again.length, "no duplicates");
   s2.close();
   await rpc(mx.url, session, "tools/call", { name: "everything_toggle-simulated-logging", arguments: {} });
+  await deleteSession(mx.url, session);
+}, { timeout: 60000 });
+
+test("a streamable-HTTP target's own server stream is merged into the client's", async () => {
+  const ev = await startEverythingHttp();
+  const port = await freePort();
+  const mx = await startMcplex(`# merged upstream stream
+binds:
+- port: ${port}
+  listeners:
+  - routes:
+    - backends:
+      - mcp:
+          targets:
+          - name: remote
+            mcp: {host: ${J(ev.url)}}
+          - name: tiny
+            stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}}
+`, { port });
+  const { session } = await openSession(mx.url);
+  await rpc(mx.url, session, "logging/setLevel", { level: "debug" });
+  const s = await openStream(mx.url, session);
+  assert.equal(s.status, 200);
+  await sleep(300);
+  await rpc(mx.url, session, "tools/call", { name: "remote_toggle-simulated-logging", arguments: {} });
+  await sleep(11000);
+  const logs = messages(s).filter((m) => m.msg.method === "notifications/message");
+  assert.ok(logs.length >= 1, `logs from the target's GET stream: ${logs.length}`);
+  assert.ok(logs.every((m) => m.msg.params.logger?.startsWith("remote")), J(logs[0]));
+  s.close();
+  await rpc(mx.url, session, "tools/call", { name: "remote_toggle-simulated-logging", arguments: {} });
   await deleteSession(mx.url, session);
 }, { timeout: 60000 });
 
