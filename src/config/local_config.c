@@ -130,9 +130,13 @@ get(const cJSON *obj, const char *key)
     return cJSON_GetObjectItemCaseSensitive(obj, key);
 }
 
-/* |obj|.|key| as an object; NULL (absent or wrong type, with an error) otherwise. */
+/*
+ * |obj|.|key| if |is| accepts it; NULL when absent (an error if |required|) or of another type
+ * (an error "expected <what>").
+ */
 static const cJSON *
-get_object(lc_t *lc, const cJSON *obj, const char *key, const char *path, int required)
+get_checked(lc_t *lc, const cJSON *obj, const char *key, const char *path, int required,
+            cJSON_bool (*is)(const cJSON *), const char *what)
 {
     char p[LC_PATH_MAX];
     const cJSON *v = get(obj, key);
@@ -142,46 +146,33 @@ get_object(lc_t *lc, const cJSON *obj, const char *key, const char *path, int re
             mcplex_errors_add(lc->errs, pkey(p, path, key), "is required");
         return NULL;
     }
-    if (!cJSON_IsObject(v)) {
-        mcplex_errors_add(lc->errs, pkey(p, path, key), "expected an object");
+    if (!is(v)) {
+        mcplex_errors_add(lc->errs, pkey(p, path, key), "expected %s", what);
         return NULL;
     }
     return v;
 }
 
 static const cJSON *
+get_object(lc_t *lc, const cJSON *obj, const char *key, const char *path, int required)
+{
+    return get_checked(lc, obj, key, path, required, cJSON_IsObject, "an object");
+}
+
+static const cJSON *
 get_array(lc_t *lc, const cJSON *obj, const char *key, const char *path, int required)
 {
-    char p[LC_PATH_MAX];
-    const cJSON *v = get(obj, key);
-
-    if (v == NULL || cJSON_IsNull(v)) {
-        if (required)
-            mcplex_errors_add(lc->errs, pkey(p, path, key), "is required");
-        return NULL;
-    }
-    if (!cJSON_IsArray(v)) {
-        mcplex_errors_add(lc->errs, pkey(p, path, key), "expected a list");
-        return NULL;
-    }
-    return v;
+    return get_checked(lc, obj, key, path, required, cJSON_IsArray, "a list");
 }
 
 static const char *
 get_string(lc_t *lc, const cJSON *obj, const char *key, const char *path, int required)
 {
     char p[LC_PATH_MAX];
-    const cJSON *v = get(obj, key);
+    const cJSON *v = get_checked(lc, obj, key, path, required, cJSON_IsString, "a string");
 
-    if (v == NULL || cJSON_IsNull(v)) {
-        if (required)
-            mcplex_errors_add(lc->errs, pkey(p, path, key), "is required");
+    if (v == NULL)
         return NULL;
-    }
-    if (!cJSON_IsString(v)) {
-        mcplex_errors_add(lc->errs, pkey(p, path, key), "expected a string");
-        return NULL;
-    }
     if (required && v->valuestring[0] == '\0') {
         mcplex_errors_add(lc->errs, pkey(p, path, key), "must not be empty");
         return NULL;

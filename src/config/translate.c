@@ -808,6 +808,20 @@ backend_from_servers(const server_view_t *servers, size_t n, const char *path, m
     return b;
 }
 
+/* Reads McpRouter.servers[] or ClusterConfig.servers[] (field for field the same messages in
+ * two packages, so one macro serves both generated types) into |v|. */
+#define READ_SERVERS(m, v)                                                                         \
+    for (size_t i_ = 0; i_ < (m)->n_servers; i_++) {                                                 \
+        (v)[i_].name = (m)->servers[i_]->name;                                                       \
+        if ((m)->servers[i_]->mcp_cluster != NULL) {                                                 \
+            (v)[i_].has_mcp_cluster = 1;                                                             \
+            (v)[i_].cluster = (m)->servers[i_]->mcp_cluster->cluster;                                \
+            (v)[i_].path = (m)->servers[i_]->mcp_cluster->path;                                      \
+            (v)[i_].timeout = (m)->servers[i_]->mcp_cluster->timeout;                                \
+            (v)[i_].host_rewrite_literal = (m)->servers[i_]->mcp_cluster->host_rewrite_literal;      \
+        }                                                                                            \
+    }
+
 static mcplex_mcp_backend_t *
 backend_from_mcp_router(const pb_mcp_router_t *m, const char *path, mcplex_config_refs_t *refs,
                         mcplex_errors_t *errs)
@@ -815,17 +829,7 @@ backend_from_mcp_router(const pb_mcp_router_t *m, const char *path, mcplex_confi
     server_view_t *v = mcplex_calloc(m->n_servers, sizeof(*v));
     mcplex_mcp_backend_t *b;
 
-    for (size_t i = 0; i < m->n_servers; i++) {
-        const Envoy__Extensions__Filters__Http__McpRouter__V3__McpRouter__McpBackend *s = m->servers[i];
-        v[i].name = s->name;
-        if (s->mcp_cluster != NULL) {
-            v[i].has_mcp_cluster = 1;
-            v[i].cluster = s->mcp_cluster->cluster;
-            v[i].path = s->mcp_cluster->path;
-            v[i].timeout = s->mcp_cluster->timeout;
-            v[i].host_rewrite_literal = s->mcp_cluster->host_rewrite_literal;
-        }
-    }
+    READ_SERVERS(m, v);
     b = backend_from_servers(v, m->n_servers, path, refs, errs);
     free(v);
     return b;
@@ -838,17 +842,7 @@ backend_from_multicluster(const pb_multicluster_t *m, const char *path, mcplex_c
     server_view_t *v = mcplex_calloc(m->n_servers, sizeof(*v));
     mcplex_mcp_backend_t *b;
 
-    for (size_t i = 0; i < m->n_servers; i++) {
-        const Envoy__Extensions__Clusters__McpMulticluster__V3__ClusterConfig__McpBackend *s = m->servers[i];
-        v[i].name = s->name;
-        if (s->mcp_cluster != NULL) {
-            v[i].has_mcp_cluster = 1;
-            v[i].cluster = s->mcp_cluster->cluster;
-            v[i].path = s->mcp_cluster->path;
-            v[i].timeout = s->mcp_cluster->timeout;
-            v[i].host_rewrite_literal = s->mcp_cluster->host_rewrite_literal;
-        }
-    }
+    READ_SERVERS(m, v);
     b = backend_from_servers(v, m->n_servers, path, refs, errs);
     free(v);
     return b;
