@@ -24,7 +24,7 @@
  *       or the backend's `name`) of cluster_type mcplex.clusters.mcp (McpBackend) with
  *       name_separator "_". statefulMode is accepted and ignored (mcplex sessions are always
  *       stateful); failureMode defaults to mcplex's failOpen, not agentgateway's failClosed.
- *   targets[]: {name, stdio: {cmd, args, env, clearEnv, workingDir} | mcp: {host} | sse: {host},
+ *   targets[]: {name, stdio: {cmd, args, env, clearEnv, workingDir, shared} | mcp: {host} | sse: {host},
  *       timeout?} where host is a URL, or host+port+path
  *   backends[] (top level): {name, mcp} -> a cluster named |name|
  *   mcp (top level, the short form): {port? (3000), targets[], ..., policies?} -> one bind with
@@ -403,13 +403,13 @@ http_target_url(lc_t *lc, const cJSON *spec, const char *path)
 static cJSON *
 stdio_json(lc_t *lc, const cJSON *spec, const char *path)
 {
-    static const char *const known[] = {"cmd", "args", "env", "clearEnv", "workingDir", NULL};
+    static const char *const known[] = {"cmd", "args", "env", "clearEnv", "workingDir", "shared", NULL};
     char p[LC_PATH_MAX], q[LC_PATH_MAX];
     const cJSON *args, *env, *it;
     const char *cmd, *wd;
     cJSON *out;
     size_t before = lc->errs->count, i = 0;
-    int clear_env;
+    int clear_env, shared;
 
     if (!cJSON_IsObject(spec)) {
         mcplex_errors_add(lc->errs, path, "expected an object");
@@ -420,6 +420,7 @@ stdio_json(lc_t *lc, const cJSON *spec, const char *path)
     args = get_array(lc, spec, "args", path, 0);
     env = get_object(lc, spec, "env", path, 0);
     clear_env = get_bool(lc, spec, "clearEnv", path, 0);
+    shared = get_bool(lc, spec, "shared", path, 0);
     wd = get_string(lc, spec, "workingDir", path, 0);
     out = cJSON_CreateObject();
     if (cmd != NULL)
@@ -451,6 +452,8 @@ stdio_json(lc_t *lc, const cJSON *spec, const char *path)
     }
     if (clear_env == 1)
         cJSON_AddItemToObject(out, "clear_env", cJSON_CreateTrue());
+    if (shared == 1)
+        cJSON_AddItemToObject(out, "shared", cJSON_CreateTrue());
     if (wd != NULL)
         add_string(out, "working_dir", wd);
     if (lc->errs->count != before) {

@@ -50,6 +50,7 @@ typedef struct mcplex_stdio_target {
     size_t n_env;
     int clear_env;
     char *working_dir;  /* NULL = mcplex's cwd */
+    int shared;         /* one child for all sessions of a worker */
 } mcplex_stdio_target_t;
 
 typedef struct mcplex_header_value {

@@ -872,6 +872,7 @@ stdio_target(const pb_stdio_t *s, const char *path, mcplex_mcp_target_t *t, mcpl
     }
     t->stdio.n_env = s->n_env;
     t->stdio.clear_env = s->clear_env;
+    t->stdio.shared = s->shared;
     t->stdio.working_dir = dup_nonempty(s->working_dir);
 }
 

@@ -34,6 +34,9 @@
 /* How long a stdio target without a configured timeout may take to start and answer
  * initialize: spawning `npx` or node takes seconds on a cold machine. */
 #define MUX_STDIO_INIT_DEADLINE_MS 30000
+/* Restart backoff of a stdio target that died: 1 s, doubling, at most 30 s. */
+#define MUX_RESTART_BACKOFF_MIN_MS 1000
+#define MUX_RESTART_BACKOFF_MAX_MS 30000
 
 const char *const mcplex_mcp_protocol_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05", NULL};
 
@@ -74,6 +77,7 @@ typedef struct mcplex_op {
     size_t target;        /* ROUTED: the target */
     char *progress_token; /* ROUTED: raw JSON of params._meta.progressToken, or NULL */
     cJSON *then;          /* INITIALIZE of a stateless (2026-07-28) session: the request to run next */
+    char *progress_up;    /* ROUTED to a shared child: the child-unique token that replaced the client's */
     int retried;          /* ROUTED: already re-sent once after the target's session expired */
 } mcplex_op_t;
 
@@ -81,7 +85,68 @@ static void op_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *m
 static void prefix_string_member(const mcplex_session_t *s, size_t target, cJSON *obj, const char *key, int uri);
 static int upstream_reinit(mcplex_upstream_t *u, mcplex_op_t *op);
 static void stateless_continue(mcplex_op_t *op);
+static void shared_forget_op(mcplex_op_t *op);
+static void shared_init_failed(mcplex_shared_target_t *sh, const char *why);
+static void shared_init_result(mcplex_shared_target_t *sh, mcplex_jsonrpc_msg_t *msg);
+static void shared_notification(mcplex_shared_target_t *sh, mcplex_jsonrpc_msg_t *msg);
+static void shared_closed(mcplex_shared_target_t *sh, const char *reason);
+static int shared_reinit(mcplex_upstream_t *u, mcplex_op_t *op);
+static uint64_t now_ms(void);
+static int upstream_accept_initialize(mcplex_upstream_t *u, mcplex_jsonrpc_msg_t *msg, char *message, size_t len);
+static void initialize_finish(mcplex_op_t *op);
 static void op_slot_failed(mcplex_op_t *op, size_t slot, int code, const char *message);
+
+/* ---- shared stdio children (Stdio.shared) -------------------------------------------------------- */
+
+/* A session waiting for a shared child to (re)initialize. */
+typedef struct shared_waiter {
+    struct shared_waiter *next;
+    mcplex_op_t *op;
+    size_t slot;
+} shared_waiter_t;
+
+/*
+ * One child serving every session of a worker that uses the target. Calls of all sessions are
+ * in one list with child-unique ids; answers find their session's operation through it.
+ */
+struct mcplex_shared_target {
+    char *key;
+    mcplex_session_table_t *table;
+    struct event_base *base;
+    mcplex_snapshot_t *snapshot;          /* keeps |target| alive */
+    const mcplex_mcp_target_t *target;
+    struct mcplex_transport *transport; /* also self.transport */
+    uint64_t next_id;
+    uint64_t next_token;
+    mcplex_upstream_call_t *calls;
+    mcplex_upstream_t **members;
+    size_t n_members, cap_members;
+    shared_waiter_t *waiters;
+    uint32_t restarts, backoff_ms;
+    uint64_t restart_after_ms;
+    int closing;
+    /* The child's own upstream record: owner of its transport and of its initialize call. */
+    mcplex_upstream_t self;
+};
+
+/* The list a call of |u| lives in, and the counter its id comes from. */
+static mcplex_upstream_call_t **
+calls_of(mcplex_upstream_t *u)
+{
+    return u->shared != NULL ? &u->shared->calls : &u->calls;
+}
+
+static uint64_t
+next_call_id(mcplex_upstream_t *u)
+{
+    return u->shared != NULL ? u->shared->next_id++ : u->next_id++;
+}
+
+static struct mcplex_transport *
+transport_of(const mcplex_upstream_t *u)
+{
+    return u->shared != NULL ? u->shared->transport : u->transport;
+}
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -160,10 +225,11 @@ op_forget_calls(mcplex_op_t *op)
     mcplex_session_t *s = op->session;
 
     for (size_t i = 0; i < s->n_upstreams; i++) {
-        for (mcplex_upstream_call_t *c = s->upstreams[i].calls; c != NULL; c = c->next)
+        for (mcplex_upstream_call_t *c = *calls_of(&s->upstreams[i]); c != NULL; c = c->next)
             if (c->op == op)
                 c->op = NULL;
     }
+    shared_forget_op(op);
 }
 
 static void
@@ -185,6 +251,7 @@ op_free(mcplex_op_t *op)
     }
     free(op->slots);
     free(op->progress_token);
+    free(op->progress_up);
     cJSON_Delete(op->request);
     cJSON_Delete(op->then);
     free(op->method);
@@ -272,7 +339,7 @@ mcplex_mux_abort_all(mcplex_session_t *s, int code, const char *message)
 static void
 call_unlink(mcplex_upstream_call_t *call)
 {
-    mcplex_upstream_call_t **pp = &call->upstream->calls;
+    mcplex_upstream_call_t **pp = calls_of(call->upstream);
 
     while (*pp != NULL && *pp != call)
         pp = &(*pp)->next;
@@ -286,14 +353,21 @@ call_unlink(mcplex_upstream_call_t *call)
 void
 mcplex_mux_drop_calls(mcplex_upstream_t *u)
 {
-    while (u->calls != NULL)
-        call_unlink(u->calls);
+    mcplex_upstream_call_t **pp = calls_of(u);
+
+    /* A shared list holds other sessions' calls too: drop only this session's. */
+    while (*pp != NULL) {
+        if ((*pp)->upstream == u)
+            call_unlink(*pp);
+        else
+            pp = &(*pp)->next;
+    }
 }
 
 static mcplex_upstream_call_t *
 call_find(mcplex_upstream_t *u, uint64_t id)
 {
-    for (mcplex_upstream_call_t *c = u->calls; c != NULL; c = c->next)
+    for (mcplex_upstream_call_t *c = *calls_of(u); c != NULL; c = c->next)
         if (c->id == id)
             return c;
     return NULL;
@@ -310,8 +384,8 @@ upstream_send_notification(mcplex_upstream_t *u, const char *method, cJSON *para
     if (params != NULL)
         cJSON_AddItemToObject(root, "params", params);
     text = mcplex_json_print(root);
-    if (u->transport != NULL)
-        mcplex_transport_send(u->transport, text, strlen(text), 0);
+    if (transport_of(u) != NULL)
+        mcplex_transport_send(transport_of(u), text, strlen(text), 0);
     free(text);
     cJSON_Delete(root);
 }
@@ -342,6 +416,12 @@ call_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (u->shared != NULL && u == &u->shared->self) {
+        mcplex_shared_target_t *sh = u->shared;
+        call_unlink(call);
+        shared_init_failed(sh, "did not answer initialize in time");
+        return;
+    }
     if (op == NULL) {
         call_unlink(call); /* a late list answer that never came */
         return;
@@ -387,24 +467,25 @@ upstream_call(mcplex_upstream_t *u, mcplex_op_t *op, size_t slot, cJSON *root, u
     char *text;
     int rc;
 
-    if (u->transport == NULL)
+    if (transport_of(u) == NULL)
         return -1;
     call = mcplex_calloc(1, sizeof(*call));
     call->upstream = u;
-    call->id = u->next_id++;
+    call->id = next_call_id(u);
     call->op = op;
     call->slot = slot;
     snprintf(idbuf, sizeof(idbuf), "%llu", (unsigned long long)call->id);
     mcplex_jsonrpc_set_id(root, idbuf);
     text = mcplex_json_print(root);
-    call->next = u->calls;
-    u->calls = call;
+    call->next = *calls_of(u);
+    *calls_of(u) = call;
     if (timeout_ms > 0) {
         struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-        call->deadline = evtimer_new(u->session->worker->base, call_deadline_cb, call);
+        struct event_base *base = u->shared != NULL ? u->shared->base : u->session->worker->base;
+        call->deadline = evtimer_new(base, call_deadline_cb, call);
         evtimer_add(call->deadline, &tv);
     }
-    rc = mcplex_transport_send(u->transport, text, strlen(text), call->id);
+    rc = mcplex_transport_send(transport_of(u), text, strlen(text), call->id);
     free(text);
     if (rc != 0) {
         call_unlink(call);
@@ -435,7 +516,7 @@ upstream_fail_calls(mcplex_upstream_t *u, const char *why)
     char message[512];
 
     snprintf(message, sizeof(message), "target '%s' is unavailable: %s", target_name(u), why);
-    while (u->calls != NULL) {
+    while (u->calls != NULL) { /* a private transport's calls (shared children: shared_closed) */
         mcplex_upstream_call_t *call = u->calls;
         mcplex_op_t *op = call->op;
         size_t slot = call->slot;
@@ -486,8 +567,8 @@ deliver(mcplex_session_t *s, mcplex_op_t *op, const cJSON *root)
 static void
 upstream_send_text(mcplex_upstream_t *u, char *text)
 {
-    if (u->transport != NULL)
-        mcplex_transport_send(u->transport, text, strlen(text), 0);
+    if (transport_of(u) != NULL)
+        mcplex_transport_send(transport_of(u), text, strlen(text), 0);
     free(text);
 }
 
@@ -654,21 +735,35 @@ transport_on_message(void *owner, const char *json, size_t len)
             goto done;
         }
         {
+            mcplex_upstream_t *caller = call->upstream;
             mcplex_op_t *op = call->op;
             size_t slot = call->slot;
             unsigned late = call->late_bits;
             call_unlink(call);
-            if (op != NULL)
+            if (u->shared != NULL && caller == u)
+                shared_init_result(u->shared, &msg); /* the shared child's own initialize */
+            else if (op != NULL)
                 op_slot_result(op, slot, &msg);
-            else if (late != 0)
-                mcplex_session_list_changed(u->session, late); /* the late target is back */
+            else if (late != 0 && caller->session != NULL)
+                mcplex_session_list_changed(caller->session, late); /* the late target is back */
         }
         break;
     case MCPLEX_JSONRPC_REQUEST:
+        if (u->shared != NULL) {
+            /* A shared child cannot tell whose request this would be: only ping is answered. */
+            upstream_send_text(u, strcmp(msg.method, "ping") == 0
+                                      ? mcplex_jsonrpc_result_text(msg.id_raw, cJSON_CreateObject())
+                                      : mcplex_jsonrpc_error_text(msg.id_raw, MCPLEX_JSONRPC_METHOD_NOT_FOUND,
+                                                                  "not relayed from a shared child", NULL));
+            break;
+        }
         upstream_server_request(u, &msg);
         break;
     case MCPLEX_JSONRPC_NOTIFICATION:
-        upstream_notification(u, &msg);
+        if (u->shared != NULL)
+            shared_notification(u->shared, &msg);
+        else
+            upstream_notification(u, &msg);
         break;
     }
 done:
@@ -717,6 +812,10 @@ transport_on_closed(void *owner, const char *reason)
     mcplex_upstream_t *u = owner;
 
     mcplex_log_warn("mcp", "target '%s' closed: %s", target_name(u), reason != NULL ? reason : "");
+    if (u->shared != NULL) {
+        shared_closed(u->shared, reason != NULL ? reason : "closed");
+        return;
+    }
     u->state = MCPLEX_UPSTREAM_FAILED;
     free(u->failure);
     u->failure = mcplex_strdup(reason != NULL ? reason : "closed");
@@ -764,6 +863,364 @@ upstream_start(mcplex_upstream_t *u)
         u->state = MCPLEX_UPSTREAM_FAILED;
         free(u->failure);
         u->failure = mcplex_strdup(err[0] != '\0' ? err : "could not start");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- shared stdio children: lifecycle ------------------------------------------------------------ */
+
+/* Copies what the shared child said in its InitializeResult to a session's view of it. */
+static void
+shared_copy_to(const mcplex_shared_target_t *sh, mcplex_upstream_t *u)
+{
+    free(u->protocol_version);
+    u->protocol_version = mcplex_strdup(sh->self.protocol_version);
+    cJSON_Delete(u->capabilities);
+    u->capabilities = sh->self.capabilities != NULL ? cJSON_Duplicate(sh->self.capabilities, 1) : NULL;
+    free(u->instructions);
+    u->instructions = mcplex_strdup(sh->self.instructions);
+    free(u->failure);
+    u->failure = NULL;
+    u->state = MCPLEX_UPSTREAM_READY;
+}
+
+static void shared_waiter_done(mcplex_op_t *op, size_t slot, int ok, const char *why);
+
+/* Completes every waiter (the list is detached first: completing one may end sessions). */
+static void
+shared_wake(mcplex_shared_target_t *sh, int ok, const char *why)
+{
+    shared_waiter_t *w = sh->waiters;
+
+    sh->waiters = NULL;
+    while (w != NULL) {
+        shared_waiter_t *next = w->next;
+        mcplex_op_t *op = w->op;
+        size_t slot = w->slot;
+        free(w);
+        shared_waiter_done(op, slot, ok, why);
+        w = next;
+    }
+}
+
+static void
+shared_init_failed(mcplex_shared_target_t *sh, const char *why)
+{
+    char message[512];
+
+    snprintf(message, sizeof(message), "target '%s' (shared) failed to initialize: %s", sh->target->name, why);
+    sh->self.state = MCPLEX_UPSTREAM_FAILED;
+    free(sh->self.failure);
+    sh->self.failure = mcplex_strdup(message);
+    mcplex_log_warn("mcp", "%s", message);
+    shared_wake(sh, 0, message);
+}
+
+static void
+shared_init_result(mcplex_shared_target_t *sh, mcplex_jsonrpc_msg_t *msg)
+{
+    char message[512];
+
+    if (upstream_accept_initialize(&sh->self, msg, message, sizeof(message)) != 0) {
+        shared_init_failed(sh, message);
+        return;
+    }
+    sh->backoff_ms = 0;
+    mcplex_log_info("mcp", "shared target '%s' initialized (%zu sessions)", sh->target->name, sh->n_members);
+    shared_wake(sh, 1, NULL);
+}
+
+/* Starts the child and its initialize (mcplex's own client identity: no session's). */
+static int
+shared_start(mcplex_shared_target_t *sh)
+{
+    char err[256] = "";
+    cJSON *params, *caps, *info, *req;
+    int rc;
+
+    if (sh->transport == NULL) {
+        sh->transport = mcplex_stdio_transport_create(sh->base, sh->target->name, &sh->target->stdio,
+                                                      &transport_cbs, &sh->self, err, sizeof(err));
+        sh->self.transport = sh->transport;
+        if (sh->transport == NULL) {
+            shared_init_failed(sh, err[0] != '\0' ? err : "could not start");
+            return -1;
+        }
+    }
+    params = cJSON_CreateObject();
+    cJSON_AddStringToObject(params, "protocolVersion", mcplex_mcp_protocol_versions[0]);
+    caps = cJSON_AddObjectToObject(params, "capabilities");
+    (void)caps;
+    info = cJSON_AddObjectToObject(params, "clientInfo");
+    cJSON_AddStringToObject(info, "name", "mcplex");
+    cJSON_AddStringToObject(info, "version", MCPLEX_VERSION);
+    req = request_new("initialize", params);
+    cJSON_Delete(params);
+    sh->self.state = MCPLEX_UPSTREAM_INITIALIZING;
+    rc = upstream_call(&sh->self, NULL, 0, req, target_deadline_ms(&sh->self, 1));
+    cJSON_Delete(req);
+    if (rc != 0) {
+        shared_init_failed(sh, "could not send initialize");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * |u| (slot |slot| of |op|) needs the shared child ready: 1 if it is (|u| updated), 0 if |op| now
+ * waits for it, -1 if it cannot be started now (|u| failed).
+ */
+static int
+shared_ready_or_wait(mcplex_upstream_t *u, mcplex_op_t *op, size_t slot)
+{
+    mcplex_shared_target_t *sh = u->shared;
+    shared_waiter_t *w;
+
+    if (sh->self.state == MCPLEX_UPSTREAM_READY) {
+        shared_copy_to(sh, u);
+        return 1;
+    }
+    if (sh->self.state == MCPLEX_UPSTREAM_FAILED && now_ms() < sh->restart_after_ms) {
+        u->state = MCPLEX_UPSTREAM_FAILED;
+        free(u->failure);
+        u->failure = mcplex_strdup(sh->self.failure != NULL ? sh->self.failure : "restarting");
+        return -1;
+    }
+    w = mcplex_calloc(1, sizeof(*w));
+    w->op = op;
+    w->slot = slot;
+    w->next = sh->waiters;
+    sh->waiters = w;
+    u->state = MCPLEX_UPSTREAM_INITIALIZING;
+    if (sh->self.state == MCPLEX_UPSTREAM_INITIALIZING)
+        return 0;
+    if (sh->self.state == MCPLEX_UPSTREAM_FAILED) {
+        sh->backoff_ms = sh->backoff_ms ? sh->backoff_ms * 2 : MUX_RESTART_BACKOFF_MIN_MS;
+        if (sh->backoff_ms > MUX_RESTART_BACKOFF_MAX_MS)
+            sh->backoff_ms = MUX_RESTART_BACKOFF_MAX_MS;
+        sh->restart_after_ms = now_ms() + sh->backoff_ms;
+        sh->restarts++;
+    }
+    shared_start(sh); /* on failure the waiters (this one too) were woken already */
+    return 0;
+}
+
+/* Attaches |u| to the worker's child for its target (created on first use). */
+static void
+shared_attach(mcplex_upstream_t *u)
+{
+    mcplex_session_t *s = u->session;
+    mcplex_session_table_t *table = s->worker->sessions;
+    char *key = mcplex_sprintf("%s/%s#%llu", s->backend_name, u->target->name,
+                               (unsigned long long)s->snapshot->generation);
+    mcplex_shared_target_t *sh = mcplex_strmap_get(&table->shared, key);
+
+    if (sh == NULL) {
+        sh = mcplex_calloc(1, sizeof(*sh));
+        sh->key = key;
+        key = NULL;
+        sh->table = table;
+        sh->base = s->worker->base;
+        sh->snapshot = mcplex_snapshot_ref(s->snapshot);
+        sh->target = u->target;
+        sh->next_id = 1;
+        sh->self.shared = sh;
+        sh->self.target = u->target;
+        mcplex_strmap_put(&table->shared, sh->key, sh);
+    }
+    free(key);
+    if (sh->n_members == sh->cap_members) {
+        sh->cap_members = sh->cap_members ? sh->cap_members * 2 : 8;
+        sh->members = mcplex_realloc(sh->members, sh->cap_members * sizeof(*sh->members));
+    }
+    sh->members[sh->n_members++] = u;
+    u->shared = sh;
+}
+
+static void
+shared_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcplex_shared_target_t *sh = arg;
+
+    (void)fd;
+    (void)what;
+    free(sh->self.failure);
+    free(sh->self.protocol_version);
+    cJSON_Delete(sh->self.capabilities);
+    free(sh->self.instructions);
+    mcplex_snapshot_unref(sh->snapshot);
+    free(sh->members);
+    free(sh->key);
+    free(sh);
+}
+
+void
+mcplex_mux_shared_detach(mcplex_upstream_t *u)
+{
+    mcplex_shared_target_t *sh = u->shared;
+    static const struct timeval now = {0, 0};
+
+    if (sh == NULL)
+        return;
+    mcplex_mux_drop_calls(u);
+    for (size_t i = 0; i < sh->n_members; i++) {
+        if (sh->members[i] == u) {
+            sh->members[i] = sh->members[--sh->n_members];
+            break;
+        }
+    }
+    u->shared = NULL;
+    if (sh->n_members > 0 || sh->closing)
+        return;
+    /* The last session out stops the child. */
+    sh->closing = 1;
+    mcplex_strmap_remove(&sh->table->shared, sh->key);
+    while (sh->calls != NULL)
+        call_unlink(sh->calls);
+    while (sh->waiters != NULL) {
+        shared_waiter_t *w = sh->waiters;
+        sh->waiters = w->next;
+        free(w);
+    }
+    if (sh->transport != NULL)
+        mcplex_transport_close(sh->transport);
+    sh->transport = sh->self.transport = NULL;
+    if (event_base_once(sh->base, -1, EV_TIMEOUT, shared_free_cb, sh, &now) != 0)
+        mcplex_log_error("mcp", "could not schedule a shared target's free; leaking it");
+}
+
+/* Forgets every wait of |op| (it is being freed). */
+static void
+shared_forget_op(mcplex_op_t *op)
+{
+    mcplex_session_t *s = op->session;
+
+    for (size_t i = 0; i < s->n_upstreams; i++) {
+        mcplex_shared_target_t *sh = s->upstreams[i].shared;
+        shared_waiter_t **pp;
+        if (sh == NULL)
+            continue;
+        pp = &sh->waiters;
+        while (*pp != NULL) {
+            if ((*pp)->op == op) {
+                shared_waiter_t *w = *pp;
+                *pp = w->next;
+                free(w);
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+    }
+}
+
+/* The child died: every session's call to it fails; each session restarts it on next use. */
+static void
+shared_closed(mcplex_shared_target_t *sh, const char *reason)
+{
+    char message[512];
+
+    snprintf(message, sizeof(message), "target '%s' is unavailable: %s", sh->target->name, reason);
+    sh->self.state = MCPLEX_UPSTREAM_FAILED;
+    free(sh->self.failure);
+    sh->self.failure = mcplex_strdup(reason);
+    if (sh->transport != NULL)
+        mcplex_transport_close(sh->transport);
+    sh->transport = sh->self.transport = NULL;
+    for (size_t i = 0; i < sh->n_members; i++) {
+        mcplex_upstream_t *m = sh->members[i];
+        m->state = MCPLEX_UPSTREAM_FAILED;
+        free(m->failure);
+        m->failure = mcplex_strdup(reason);
+    }
+    while (sh->calls != NULL) {
+        mcplex_upstream_call_t *call = sh->calls;
+        mcplex_op_t *op = call->op;
+        size_t slot = call->slot;
+        call_unlink(call);
+        if (op != NULL)
+            op_slot_failed(op, slot, MCPLEX_JSONRPC_INTERNAL_ERROR, message);
+    }
+    shared_wake(sh, 0, message);
+}
+
+/* Notifications of a shared child: only to the session they concern. */
+static void
+shared_notification(mcplex_shared_target_t *sh, mcplex_jsonrpc_msg_t *msg)
+{
+    const char *m = msg->method;
+    unsigned bits = 0;
+
+    if (strcmp(m, "notifications/tools/list_changed") == 0)
+        bits = MCPLEX_LIST_CHANGED_TOOLS;
+    else if (strcmp(m, "notifications/prompts/list_changed") == 0)
+        bits = MCPLEX_LIST_CHANGED_PROMPTS;
+    else if (strcmp(m, "notifications/resources/list_changed") == 0)
+        bits = MCPLEX_LIST_CHANGED_RESOURCES;
+    if (bits != 0) {
+        for (size_t i = 0; i < sh->n_members; i++)
+            mcplex_session_list_changed(sh->members[i]->session, bits);
+        return;
+    }
+    if (strcmp(m, "notifications/progress") == 0) {
+        /* The child-unique token names the one operation it belongs to. */
+        cJSON *token = cJSON_GetObjectItemCaseSensitive(msg->params, "progressToken");
+        char *raw = token != NULL ? mcplex_json_print(token) : NULL;
+        for (size_t i = 0; raw != NULL && i < sh->n_members; i++) {
+            mcplex_session_t *s = sh->members[i]->session;
+            for (mcplex_op_t *op = s->ops; op != NULL; op = op->next) {
+                if (op->progress_up != NULL && strcmp(op->progress_up, raw) == 0) {
+                    cJSON_ReplaceItemInObjectCaseSensitive(msg->params, "progressToken",
+                                                           cJSON_CreateRaw(op->progress_token));
+                    deliver(s, op, msg->root);
+                    free(raw);
+                    return;
+                }
+            }
+        }
+        free(raw);
+        return;
+    }
+    if (strcmp(m, "notifications/message") == 0) {
+        /* Logs go only where they cannot leak: to the session of the one call in flight. */
+        mcplex_upstream_call_t *only = NULL;
+        for (mcplex_upstream_call_t *c = sh->calls; c != NULL; c = c->next) {
+            if (c->upstream == &sh->self)
+                continue;
+            if (only != NULL)
+                return;
+            only = c;
+        }
+        if (only != NULL && only->upstream->session != NULL)
+            upstream_notification(only->upstream, msg);
+        return;
+    }
+    if (strcmp(m, "notifications/resources/updated") == 0) {
+        for (size_t i = 0; i < sh->n_members; i++) {
+            mcplex_upstream_t *u = sh->members[i];
+            cJSON *copy = cJSON_Duplicate(msg->root, 1);
+            prefix_string_member(u->session, u->index, cJSON_GetObjectItemCaseSensitive(copy, "params"), "uri", 1);
+            deliver(u->session, NULL, copy);
+            cJSON_Delete(copy);
+        }
+    }
+}
+
+/* A routed request to a shared child that died: restart it (shared backoff) and wait. */
+static int
+shared_reinit(mcplex_upstream_t *u, mcplex_op_t *op)
+{
+    char message[512];
+    int r = shared_ready_or_wait(u, op, op->target);
+
+    if (r == 1) {
+        shared_waiter_done(op, op->target, 1, NULL);
+        return 0;
+    }
+    if (r < 0) {
+        snprintf(message, sizeof(message), "target '%s' is restarting: %s", target_name(u),
+                 u->failure != NULL ? u->failure : "unavailable");
+        op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
         return -1;
     }
     return 0;
@@ -1077,11 +1534,25 @@ initialize_start(mcplex_session_t *s, const char *id_raw, const char *method, cJ
     op = op_create(s, MUX_OP_INITIALIZE, method, id_raw, ex);
     op->then = then;
     init_params = initialize_params(s);
+    op->outstanding = 1; /* held while starting, so no synchronous failure finishes the op early */
     for (size_t i = 0; i < s->n_upstreams; i++) {
         mcplex_upstream_t *u = &s->upstreams[i];
         cJSON *req;
         op->slots[i].state = MUX_SLOT_PENDING;
         op->outstanding++;
+        if (u->target->kind == MCPLEX_TARGET_STDIO && u->target->stdio.shared) {
+            int r;
+            shared_attach(u);
+            r = shared_ready_or_wait(u, op, i);
+            if (r == 1) {
+                op->slots[i].state = MUX_SLOT_DONE;
+                op->outstanding--;
+            } else if (r < 0) {
+                op->slots[i].state = MUX_SLOT_FAILED;
+                op->outstanding--;
+            }
+            continue;
+        }
         if (upstream_start(u) != 0) {
             op->slots[i].state = MUX_SLOT_FAILED;
             op->outstanding--;
@@ -1098,7 +1569,7 @@ initialize_start(mcplex_session_t *s, const char *id_raw, const char *method, cJ
         cJSON_Delete(req);
     }
     cJSON_Delete(init_params);
-    if (op->outstanding == 0)
+    if (--op->outstanding == 0)
         initialize_finish(op);
 }
 
@@ -1549,9 +2020,6 @@ route_target(mcplex_session_t *s, const char *method, cJSON *params, int *code, 
     return idx;
 }
 
-/* Restart backoff of a stdio target that died: 1 s, doubling, at most 30 s. */
-#define MUX_RESTART_BACKOFF_MIN_MS 1000
-#define MUX_RESTART_BACKOFF_MAX_MS 30000
 
 static uint64_t
 now_ms(void)
@@ -1576,6 +2044,8 @@ upstream_reinit(mcplex_upstream_t *u, mcplex_op_t *op)
     int rc;
 
     op->kind = MUX_OP_REINIT;
+    if (u->shared != NULL)
+        return shared_reinit(u, op);
     if (u->transport == NULL && upstream_start(u) != 0) {
         snprintf(message, sizeof(message), "target '%s' could not be restarted: %s", target_name(u), u->failure);
         op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
@@ -1618,6 +2088,47 @@ reinit_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *msg)
     if (upstream_call(u, op, slot, op->request, s->route_timeout_ms) != 0) {
         snprintf(message, sizeof(message), "target '%s' is unavailable", target_name(u));
         op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
+    }
+}
+
+/* A session waited for a shared child to be ready (|ok|) or to fail (|why|). */
+static void
+shared_waiter_done(mcplex_op_t *op, size_t slot, int ok, const char *why)
+{
+    mcplex_session_t *s = op->session;
+    mcplex_upstream_t *u = &s->upstreams[slot];
+    char message[512];
+
+    if (ok && u->shared != NULL) {
+        shared_copy_to(u->shared, u);
+    } else {
+        u->state = MCPLEX_UPSTREAM_FAILED;
+        free(u->failure);
+        u->failure = mcplex_strdup(why != NULL ? why : "failed");
+    }
+    switch (op->kind) {
+    case MUX_OP_INITIALIZE:
+        if (!ok) {
+            op_slot_failed(op, slot, MCPLEX_JSONRPC_INTERNAL_ERROR, u->failure);
+        } else {
+            op->slots[slot].state = MUX_SLOT_DONE;
+            if (--op->outstanding == 0)
+                initialize_finish(op);
+        }
+        break;
+    case MUX_OP_REINIT:
+        if (!ok) {
+            op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, u->failure, NULL);
+            break;
+        }
+        op->kind = MUX_OP_ROUTED;
+        if (upstream_call(u, op, slot, op->request, s->route_timeout_ms) != 0) {
+            snprintf(message, sizeof(message), "target '%s' is unavailable", target_name(u));
+            op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
+        }
+        break;
+    default:
+        break;
     }
 }
 
@@ -1664,6 +2175,14 @@ mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex
     token = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(params, "_meta"), "progressToken");
     if (token != NULL)
         op->progress_token = mcplex_json_print(token);
+    if (token != NULL && u->shared != NULL) {
+        /* Clients' tokens may collide on a shared child: it gets one of its own, mapped back. */
+        cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+        char up[48];
+        snprintf(up, sizeof(up), "\"mcplex-p%llu\"", (unsigned long long)++u->shared->next_token);
+        cJSON_ReplaceItemInObjectCaseSensitive(meta, "progressToken", cJSON_CreateRaw(up));
+        op->progress_up = mcplex_strdup(up);
+    }
     /* The op keeps the request: it is re-sent if the target must be (re)initialized first. */
     op->request = msg->root;
     msg->root = NULL;
@@ -1816,7 +2335,7 @@ mux_cancelled(mcplex_session_t *s, const cJSON *params)
         if (op->kind != MUX_OP_ROUTED || strcmp(op->client_id, raw) != 0)
             continue;
         /* Forward the cancel with the id the target knows, then stop waiting. */
-        for (mcplex_upstream_call_t *c = s->upstreams[op->target].calls; c != NULL; c = c->next) {
+        for (mcplex_upstream_call_t *c = *calls_of(&s->upstreams[op->target]); c != NULL; c = c->next) {
             if (c->op == op) {
                 cJSON *up = cJSON_CreateObject();
                 const char *reason = json_string(params, "reason");
@@ -1840,7 +2359,7 @@ mux_notification(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg)
         mux_cancelled(s, msg->params);
     } else if (strcmp(msg->method, "notifications/roots/list_changed") == 0) {
         for (size_t i = 0; i < s->n_upstreams; i++)
-            if (s->upstreams[i].state == MCPLEX_UPSTREAM_READY)
+            if (s->upstreams[i].state == MCPLEX_UPSTREAM_READY && s->upstreams[i].shared == NULL)
                 upstream_send_notification(&s->upstreams[i], msg->method, NULL);
     }
     /* notifications/initialized: mcplex already sent its own to each target. */

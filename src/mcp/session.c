@@ -146,6 +146,7 @@ mcplex_session_table_create(void)
     mcplex_session_table_t *t = mcplex_calloc(1, sizeof(*t));
 
     mcplex_strmap_init(&t->by_id);
+    mcplex_strmap_init(&t->shared);
     return t;
 }
 
@@ -170,6 +171,7 @@ mcplex_session_table_destroy(mcplex_session_table_t *t)
         mcplex_session_close(all[i], "mcplex is shutting down");
     free(all);
     mcplex_strmap_dispose(&t->by_id);
+    mcplex_strmap_dispose(&t->shared); /* shared children were stopped by their last session */
     free(t);
 }
 
@@ -329,6 +331,10 @@ mcplex_session_close(mcplex_session_t *s, const char *reason)
     mcplex_session_outbound_dispose(s);
     for (size_t i = 0; i < s->n_upstreams; i++) {
         mcplex_upstream_t *u = &s->upstreams[i];
+        if (u->shared != NULL) {
+            mcplex_mux_shared_detach(u);
+            continue;
+        }
         mcplex_mux_drop_calls(u);
         if (u->transport != NULL) {
             mcplex_transport_close(u->transport);

@@ -92,8 +92,11 @@ struct mcplex_upstream_call {
     unsigned late_bits;     /* a list call past its deadline: list_changed bits to send if it answers */
 };
 
+typedef struct mcplex_shared_target mcplex_shared_target_t;
+
 struct mcplex_upstream {
     mcplex_session_t *session;
+    mcplex_shared_target_t *shared; /* a shared stdio child (Stdio.shared), or NULL: own transport */
     size_t index;
     const mcplex_mcp_target_t *target; /* points into session->snapshot */
     struct mcplex_transport *transport;
@@ -155,7 +158,12 @@ struct mcplex_session {
 
 typedef struct mcplex_session_table {
     mcplex_strmap_t by_id;
+    mcplex_strmap_t shared; /* "<backend>/<target>#<generation>" -> mcplex_shared_target_t */
 } mcplex_session_table_t;
+
+/* Detaches |u| from its shared child (session ending): its calls are dropped; the last session
+ * out stops the child. Used by session.c. */
+void mcplex_mux_shared_detach(mcplex_upstream_t *u);
 
 mcplex_session_table_t *mcplex_session_table_create(void);
 /* Ends every session at once (transports closed, pending answers failed) and frees the table. */
