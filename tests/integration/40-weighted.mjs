@@ -25,14 +25,14 @@ binds:
           targets:
           - name: a
             stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: A}}
-            timeout: 10s
+            timeout: 30s
       - weight: 20
         mcp:
           prefixMode: always
           targets:
           - name: b
             stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: B}}
-            timeout: 10s
+            timeout: 30s
 `;
 
 let mx;

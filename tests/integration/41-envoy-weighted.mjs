@@ -22,7 +22,7 @@ const backend = (name, NAME) => `
         targets:
         - name: ${name}
           stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: ${NAME}}}
-          timeout: 10s`;
+          timeout: 30s`;
 
 const config = (port, wa, wb) => `# weighted_clusters over two McpBackend clusters
 static_resources:

@@ -31,7 +31,7 @@ binds:
       - mcp:
           failureMode: ${mode}
           targets:
-${targetNames.map((n) => `          - name: ${n}\n            stdio: ${TARGETS[n]}\n            timeout: ${n === "good" ? "10s" : "1s"}`).join("\n")}
+${targetNames.map((n) => `          - name: ${n}\n            stdio: ${TARGETS[n]}\n            timeout: ${n === "good" ? "15s" : "1s"}`).join("\n")}
 `;
 
 const initBody = () => ({
@@ -157,7 +157,7 @@ static_resources:
         targets:
         - name: good
           stdio: ${TARGETS.good}
-          timeout: 2s
+          timeout: 15s
         - name: refused
           streamable_http: {url: "http://127.0.0.1:${refusedPort}/mcp"}
           timeout: 2s
