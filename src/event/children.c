@@ -12,7 +12,11 @@
  * mcplex).
  *
  * Watches live in a plain list: mcplex has one child per stdio target, a few dozen at most.
- * Thread: the main loop only (libevent delivers a signal to one event_base).
+ * Threads: the SIGCHLD handler runs on the loop that called mcplex_children_init (the main loop;
+ * libevent delivers a signal to one event_base). Worker threads spawn children too: a mutex
+ * guards the list, and each exit is delivered on the loop of the thread that registered the
+ * watch (mcplex_children_set_thread_base), through event_base_once. Callbacks always run with
+ * the lock released.
  */
 #include "event/children.h"
 
@@ -20,6 +24,7 @@
 #include "common/mem.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -43,9 +48,23 @@ typedef struct child_watch {
     watch_state_t state;
     mcplex_child_exit_fn cb;
     void *arg;
+    struct event_base *owner; /* the loop the exit is delivered on (NULL: the supervision loop) */
     int status;
     time_t reaped_at; /* monotonic seconds, for remembered exits */
 } child_watch_t;
+
+/* An exit taken off the list, to deliver once the lock is released. */
+typedef struct child_exit {
+    struct child_exit *next;
+    mcplex_child_exit_fn cb;
+    void *arg;
+    struct event_base *owner;
+    pid_t pid;
+    int status;
+} child_exit_t;
+
+static pthread_mutex_t children_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread struct event_base *thread_base;
 
 static struct {
     struct event_base *base;
@@ -113,26 +132,65 @@ remember_exit(pid_t pid, int status)
     children.n_remembered++;
 }
 
-/* Unlinks the watch of |pid| and calls it; the callback may watch or unwatch other pids. */
+/* Unlinks the watch at |link| and queues its exit on |out| (delivered after the unlock). */
 static void
-fire(child_watch_t **link, int status)
+fire(child_watch_t **link, int status, child_exit_t **out)
 {
     child_watch_t *w = *link;
-    mcplex_child_exit_fn cb = w->cb;
-    void *arg = w->arg;
-    pid_t pid = w->pid;
+    child_exit_t *e = mcplex_calloc(1, sizeof(*e));
 
+    e->cb = w->cb;
+    e->arg = w->arg;
+    e->owner = w->owner;
+    e->pid = w->pid;
+    e->status = status;
+    e->next = *out;
+    *out = e;
     *link = w->next;
     free(w);
-    cb(arg, pid, status);
+}
+
+static void
+deliver_on_owner(evutil_socket_t fd, short what, void *arg)
+{
+    child_exit_t *e = arg;
+
+    (void)fd;
+    (void)what;
+    e->cb(e->arg, e->pid, e->status);
+    free(e);
+}
+
+/* Delivers queued exits: on this thread when it owns them, else on the owner's loop. */
+static void
+deliver_exits(child_exit_t *list, struct event_base *here)
+{
+    static const struct timeval zero = {0, 0};
+
+    while (list != NULL) {
+        child_exit_t *e = list;
+        list = e->next;
+        if (e->owner == NULL || e->owner == here ||
+            event_base_once(e->owner, -1, EV_TIMEOUT, deliver_on_owner, e, &zero) != 0)
+            deliver_on_owner(-1, EV_TIMEOUT, e);
+    }
+}
+
+void
+mcplex_children_set_thread_base(struct event_base *base)
+{
+    thread_base = base;
 }
 
 static void
 on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
+    struct event_base *here = children.base;
+    child_exit_t *exits = NULL;
     pid_t pid;
     int status;
 
+    pthread_mutex_lock(&children_lock);
     for (;;) {
         pid = waitpid(-1, &status, WNOHANG);
         if (pid == 0)
@@ -144,9 +202,7 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
         }
         child_watch_t **link = find_link(pid);
         if (link != NULL && (*link)->state == WATCH_ACTIVE) {
-            fire(link, status);
-            if (children.base == NULL)
-                return; /* the callback shut supervision down */
+            fire(link, status, &exits);
         } else if (link != NULL && (*link)->state == WATCH_IGNORED) {
             child_watch_t *w = *link;
             *link = w->next;
@@ -158,32 +214,38 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
         }
     }
     prune_remembered();
+    pthread_mutex_unlock(&children_lock);
+    deliver_exits(exits, here);
 }
 
 /* Delivers exits that were reaped before their watch was registered. */
 static void
 on_deliver(evutil_socket_t fd, short what, void *arg)
 {
-    child_watch_t **link = &children.watches;
+    struct event_base *here = children.base;
+    child_exit_t *exits = NULL;
+    child_watch_t **link;
 
+    pthread_mutex_lock(&children_lock);
+    link = &children.watches;
     while (*link != NULL) {
         child_watch_t *w = *link;
         if (w->state == WATCH_DUE) {
-            fire(link, w->status);
-            if (children.base == NULL)
-                return;
-            link = &children.watches; /* the callback may have changed the list */
+            fire(link, w->status, &exits);
             continue;
         }
         link = &w->next;
     }
+    pthread_mutex_unlock(&children_lock);
+    deliver_exits(exits, here);
 }
 
 int
 mcplex_children_init(struct event_base *base)
 {
+    /* One supervision loop per process: later calls (worker threads' transports) find it. */
     if (children.base != NULL)
-        return children.base == base ? 0 : -1;
+        return 0;
     signal(SIGPIPE, SIG_IGN);
     children.sigchld = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
     children.deliver = evtimer_new(base, on_deliver, NULL);
@@ -212,6 +274,7 @@ mcplex_children_shutdown(void)
         return;
     event_free(children.sigchld);
     event_free(children.deliver);
+    pthread_mutex_lock(&children_lock);
     while (children.watches != NULL) {
         child_watch_t *w = children.watches;
         children.watches = w->next;
@@ -221,19 +284,23 @@ mcplex_children_shutdown(void)
     children.deliver = NULL;
     children.n_remembered = 0;
     children.base = NULL;
+    pthread_mutex_unlock(&children_lock);
 }
 
 void
 mcplex_children_watch(pid_t pid, mcplex_child_exit_fn cb, void *arg)
 {
-    child_watch_t **link = find_link(pid);
+    child_watch_t **link;
     child_watch_t *w;
 
     MCPLEX_BUG_ON(cb == NULL);
+    pthread_mutex_lock(&children_lock);
+    link = find_link(pid);
     if (link != NULL) {
         w = *link;
         w->cb = cb;
         w->arg = arg;
+        w->owner = thread_base;
         if (w->state == WATCH_REMEMBERED) {
             static const struct timeval zero = {0, 0};
             children.n_remembered--;
@@ -242,23 +309,30 @@ mcplex_children_watch(pid_t pid, mcplex_child_exit_fn cb, void *arg)
         } else if (w->state == WATCH_IGNORED) {
             w->state = WATCH_ACTIVE;
         }
+        pthread_mutex_unlock(&children_lock);
         return;
     }
     w = mcplex_calloc(1, sizeof(*w));
     w->pid = pid;
     w->cb = cb;
     w->arg = arg;
+    w->owner = thread_base;
     w->next = children.watches;
     children.watches = w;
+    pthread_mutex_unlock(&children_lock);
 }
 
 void
 mcplex_children_unwatch(pid_t pid)
 {
-    child_watch_t **link = find_link(pid);
+    child_watch_t **link;
 
-    if (link == NULL)
+    pthread_mutex_lock(&children_lock);
+    link = find_link(pid);
+    if (link == NULL) {
+        pthread_mutex_unlock(&children_lock);
         return;
+    }
     child_watch_t *w = *link;
     if (w->state == WATCH_ACTIVE) {
         w->state = WATCH_IGNORED;
@@ -268,6 +342,7 @@ mcplex_children_unwatch(pid_t pid)
         *link = w->next;
         free(w);
     }
+    pthread_mutex_unlock(&children_lock);
 }
 
 size_t
@@ -275,7 +350,9 @@ mcplex_children_count(void)
 {
     size_t n = 0;
 
+    pthread_mutex_lock(&children_lock);
     for (const child_watch_t *w = children.watches; w != NULL; w = w->next)
         n += w->state == WATCH_ACTIVE;
+    pthread_mutex_unlock(&children_lock);
     return n;
 }

@@ -30,6 +30,12 @@ typedef void (*mcplex_child_exit_fn)(void *arg, pid_t pid, int status);
 void mcplex_children_watch(pid_t pid, mcplex_child_exit_fn cb, void *arg);
 /* Forgets the watch of |pid| (the child will still be reaped, silently). */
 void mcplex_children_unwatch(pid_t pid);
+/*
+ * Names the loop of the calling thread: exits of children this thread watches are delivered
+ * there (a worker thread calls it once at start). Without it, exits run on the supervision loop.
+ */
+void mcplex_children_set_thread_base(struct event_base *base);
+
 /* Number of watched children that have not exited yet (shutdown waits for 0). */
 size_t mcplex_children_count(void);
 
