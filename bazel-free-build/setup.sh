@@ -54,7 +54,11 @@ APT_PACKAGES=(
   libevent-dev libnghttp2-dev libhttp-parser-dev
   libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev libgrpc-dev
   libssl-dev libcjson-dev libyaml-dev libcmocka-dev
+  android-libboringssl-dev # the TLS unit test's BoringSSL build (issue 4; test.sh)
+  openssl # certificates made at test time by the TLS tests
   nghttp2-client curl ca-certificates
+  prometheus # only for promtool: `promtool check metrics` on /stats/prometheus (80-admin.mjs, issue 7)
+  chromium # the web UI's browser test (tests/integration/85-ui.mjs, issue 7)
 )
 
 install_packages() {

@@ -40,7 +40,23 @@ void mcplex_log(mcplex_log_level_t level, const char *component, const char *fmt
     __attribute__((format(printf, 3, 4)));
 void mcplex_logv(mcplex_log_level_t level, const char *component, const char *fmt, va_list ap);
 
-#define MCPLEX_LOG_ENABLED(lvl) ((lvl) >= mcplex_log_get_level())
+/* ---- per-component levels (admin /logging?<component>=<level>, issue 7) ---- */
+/*
+ * Sets the level of |component| alone (a name as passed to mcplex_log, e.g. "mcp"; components
+ * whose name starts with "<component>:" follow it too, so "target" covers "target:time").
+ * Overrides the process-wide level for that component until mcplex_log_set_level() resets every
+ * override. Returns 0, or -1 when the table of overrides (64) is full. Thread: any.
+ */
+int mcplex_log_set_component_level(const char *component, mcplex_log_level_t level);
+/* The level that applies to |component| (its override, else the process-wide level). */
+mcplex_log_level_t mcplex_log_component_level(const char *component);
+/* The lowest level any component may log at (the fast-path check of the macros below). */
+mcplex_log_level_t mcplex_log_floor(void);
+/* Calls |fn| for each known component (mcplex's own and every override) with its level. */
+typedef void (*mcplex_log_component_fn)(void *arg, const char *component, mcplex_log_level_t level);
+void mcplex_log_foreach_component(mcplex_log_component_fn fn, void *arg);
+
+#define MCPLEX_LOG_ENABLED(lvl) ((lvl) >= mcplex_log_floor())
 
 #define mcplex_log_trace(comp, ...) \
     do { if (MCPLEX_LOG_ENABLED(MCPLEX_LOG_TRACE)) mcplex_log(MCPLEX_LOG_TRACE, comp, __VA_ARGS__); } while (0)

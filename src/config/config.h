@@ -44,6 +44,8 @@ uint64_t mcplex_snapshot_next_generation(void);
 /* Frees what |c| / |l| / |rc| own (not the struct itself) and zeroes it. NULL is a no-op. */
 void mcplex_cluster_dispose(mcplex_cluster_t *c);
 void mcplex_listener_cfg_dispose(mcplex_listener_cfg_t *l);
+/* Frees a TLS context of the model (issue 4) and everything it owns. NULL is a no-op. */
+void mcplex_tls_context_free(mcplex_tls_context_t *t);
 void mcplex_route_config_dispose(mcplex_route_config_t *rc);
 /* Frees |b| / |p| and everything they own. NULL is a no-op. */
 void mcplex_mcp_backend_free(mcplex_mcp_backend_t *b);
@@ -128,6 +130,36 @@ int mcplex_config_translate_listener(const Envoy__Config__Listener__V3__Listener
 int mcplex_config_translate_route_configuration(const Envoy__Config__Route__V3__RouteConfiguration *msg,
                                                 const char *path, int mcp_router, mcplex_config_refs_t *refs,
                                                 mcplex_route_config_t *out, mcplex_errors_t *errs);
+
+/* ---- xDS source (issue 5; translate.c, used by xds/) --------------------------------------- */
+
+typedef struct Envoy__Config__Endpoint__V3__ClusterLoadAssignment
+    Envoy__Config__Endpoint__V3__ClusterLoadAssignment;
+
+/*
+ * Where the translators find what a bootstrap with dynamic_resources leaves to xDS (Envoy's RDS
+ * and EDS, research/xds-subset.md 1.5/1.6): an HCM's rds.route_config_name and an EDS cluster's
+ * eds_cluster_config.service_name (else its name). The callbacks return the cached message or
+ * NULL when it has not arrived; for NULL the translators count |n_missing| and go on (listener
+ * warming: an empty route configuration; cluster warming: no endpoints) instead of failing.
+ * Clusters named by RDS route configurations are not checked (Envoy's validate_clusters default
+ * for RDS: an unknown cluster is a 503 at request time). Owned by xds/.
+ */
+typedef struct mcplex_config_xds_source {
+    const Envoy__Config__Route__V3__RouteConfiguration *(*route_config)(void *arg, const char *name);
+    const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *(*endpoints)(void *arg, const char *name);
+    void *arg;
+    size_t n_missing; /* names asked for that had no resource; reset it before translating */
+} mcplex_config_xds_source_t;
+
+/*
+ * Installs |src| (NULL removes it). Without a source, rds, EDS clusters and dynamic_resources
+ * are errors, as for any static bootstrap. With one, mcplex_config_translate_bootstrap accepts
+ * dynamic_resources and, only for a bootstrap that has them, resolves rds and EDS through it;
+ * mcplex_config_translate_listener/_cluster always use it. Not owned. Thread: main (the
+ * translators read it; one thread translates at a time).
+ */
+void mcplex_config_set_xds_source(mcplex_config_xds_source_t *src);
 
 /* A parsed http(s) URL (mcplex_config_parse_url). */
 typedef struct mcplex_url {

@@ -9,6 +9,7 @@
 #include "config/config.h"
 
 #include <string.h>
+#include <time.h>
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -94,6 +95,13 @@ load_tree(const cJSON *tree, mcplex_config_format_t hint, mcplex_errors_t *errs)
     if (snap != NULL && errs->count != before) {
         mcplex_snapshot_free(snap);
         snap = NULL;
+    }
+    if (snap != NULL) {
+        /* --- admin /config_dump (issue 7): the mapped bootstrap tree and its load time --- */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        snap->bootstrap_json = cJSON_PrintUnformatted(tree);
+        snap->loaded_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     }
 fail:
     if (msg != NULL)

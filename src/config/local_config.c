@@ -18,6 +18,9 @@
  *       (`path: {pathPrefix: X}` -> prefix, `path: {exact: X}` -> path; no matches -> prefix "/"),
  *       timeout 0s (MCP streams are long-lived), the CORS policy as typed_per_filter_config
  *       envoy.filters.http.cors (and the cors HTTP filter before the router)
+ *   policies: {dnsRebindingProtection: bool, allowedOrigins: [..], allowedHosts: [..]} (also in
+ *       the short form) -> typed_per_filter_config mcplex.filters.http.mcp, mcplex's McpRoute
+ *       (true = ON, false = OFF, absent = DEFAULT)
  *   backends[]: {mcp: {...} | backend: <name of a top-level backend>, weight?, name?} -> one
  *       backend: route.cluster; several: weighted_clusters with each `weight` (default 1)
  *   mcp: {targets[], prefixMode, failureMode, statefulMode} -> a cluster ("route<i>/backend<j>",
@@ -57,6 +60,8 @@
 #define TYPE_CORS TYPE_PREFIX "envoy.extensions.filters.http.cors.v3.Cors"
 #define TYPE_CORS_POLICY TYPE_PREFIX "envoy.extensions.filters.http.cors.v3.CorsPolicy"
 #define TYPE_MCP_BACKEND TYPE_PREFIX "mcplex.extensions.clusters.mcp.v1.McpBackend"
+#define TYPE_MCP_ROUTE TYPE_PREFIX "mcplex.extensions.filters.http.mcp.v1.McpRoute" /* origin (issue 3) */
+#define MCP_ROUTE_FILTER "mcplex.filters.http.mcp"                                   /* origin (issue 3) */
 
 typedef struct lc {
     mcplex_errors_t *errs;
@@ -463,12 +468,58 @@ stdio_json(lc_t *lc, const cJSON *spec, const char *path)
     return out;
 }
 
+/* --- TLS (issue 4) --- */
+/*
+ * A target's policies: only backendTLS {root: CA file, insecure: bool} -> an UpstreamTlsContext
+ * JSON for HttpTarget.tls (owned by the caller), or NULL (none, or errors added).
+ */
+static cJSON *
+target_tls_json(lc_t *lc, const cJSON *policies, const char *path)
+{
+    static const char *const known[] = {"backendTLS", NULL};
+    static const char *const tls_known[] = {"root", "insecure", NULL};
+    char p[LC_PATH_MAX];
+    const cJSON *bt;
+    const char *root;
+    int insecure;
+    cJSON *out, *vc;
+
+    if (policies == NULL || cJSON_IsNull(policies))
+        return NULL;
+    if (!cJSON_IsObject(policies)) {
+        mcplex_errors_add(lc->errs, path, "expected an object");
+        return NULL;
+    }
+    if (check_keys(lc, policies, path, known, NULL, NULL) > 0)
+        return NULL;
+    bt = get(policies, "backendTLS");
+    if (bt == NULL || cJSON_IsNull(bt))
+        return NULL;
+    pkey(p, path, "backendTLS");
+    if (!cJSON_IsObject(bt)) {
+        mcplex_errors_add(lc->errs, p, "expected an object");
+        return NULL;
+    }
+    if (check_keys(lc, bt, p, tls_known, NULL, NULL) > 0)
+        return NULL;
+    root = get_string(lc, bt, "root", p, 0);
+    insecure = get_bool(lc, bt, "insecure", p, 0);
+    out = cJSON_CreateObject();
+    vc = add_object(add_object(out, "common_tls_context"), "validation_context");
+    if (root != NULL)
+        add_string(add_object(vc, "trusted_ca"), "filename", root);
+    if (insecure == 1)
+        add_string(vc, "trust_chain_verification", "ACCEPT_UNTRUSTED");
+    return out;
+}
+/* --- end TLS --- */
+
 /* One targets[] entry -> an McpTarget JSON object, or NULL with errors. */
 static cJSON *
 target_json(lc_t *lc, const cJSON *t, const char *path, const cJSON *targets, size_t index)
 {
-    static const char *const known[] = {"name", "stdio", "mcp", "sse", "timeout", "tools", NULL};
-    static const char *const unsupported[] = {"openapi", "policies", NULL};
+    static const char *const known[] = {"name", "stdio", "mcp", "sse", "timeout", "tools", "policies", NULL};
+    static const char *const unsupported[] = {"openapi", NULL};
     static const char *const kinds[] = {"stdio", "mcp", "sse", "openapi"};
     char p[LC_PATH_MAX], why[256];
     const char *name, *kind = NULL;
@@ -523,7 +574,15 @@ target_json(lc_t *lc, const cJSON *t, const char *path, const cJSON *targets, si
         h = add_object(out, strcmp(kind, "mcp") == 0 ? "streamable_http" : "sse");
         add_string(h, "url", url);
         free(url);
+        /* TLS (issue 4): policies.backendTLS */
+        {
+            cJSON *tls = target_tls_json(lc, get(t, "policies"), pkey(p, path, "policies"));
+            if (tls != NULL)
+                cJSON_AddItemToObject(h, "tls", tls);
+        }
     }
+    if (strcmp(kind, "stdio") == 0 && get(t, "policies") != NULL)
+        mcplex_errors_add(lc->errs, pkey(p, path, "policies"), "backendTLS applies to mcp and sse targets only");
     v = get(t, "timeout");
     if (v != NULL) {
         char *d = parse_duration(lc, v, pkey(p, path, "timeout"));
@@ -740,7 +799,8 @@ cors_json(lc_t *lc, const cJSON *cors, const char *path)
 static cJSON *
 policies_json(lc_t *lc, const cJSON *policies, const char *path)
 {
-    static const char *const known[] = {"cors", NULL};
+    static const char *const known[] = {"cors", "dnsRebindingProtection", "allowedOrigins", "allowedHosts",
+                                        NULL};
     static const char *const unsupported[] = {"requestHeaderModifier",
                                               "responseHeaderModifier",
                                               "requestRedirect",
@@ -788,6 +848,54 @@ policies_json(lc_t *lc, const cJSON *policies, const char *path)
         return NULL;
     return cors_json(lc, cors, pkey(p, path, "cors"));
 }
+
+/* --- origin (issue 3) --- */
+/*
+ * policies.{dnsRebindingProtection, allowedOrigins, allowedHosts} -> an McpRoute JSON (with
+ * "@type"), or NULL when none is set or on errors (added). Values are checked by the translator.
+ */
+static cJSON *
+mcp_route_json(lc_t *lc, const cJSON *policies, const char *path)
+{
+    static const char *const lists[][2] = {{"allowedOrigins", "allowed_origins"},
+                                           {"allowedHosts", "allowed_hosts"}};
+    char p[LC_PATH_MAX], q[LC_PATH_MAX];
+    size_t before = lc->errs->count;
+    cJSON *out;
+    int on;
+
+    if (!cJSON_IsObject(policies))
+        return NULL;
+    on = get_bool(lc, policies, "dnsRebindingProtection", path, -2);
+    if (on == -2 && get(policies, "allowedOrigins") == NULL && get(policies, "allowedHosts") == NULL)
+        return NULL;
+    out = cJSON_CreateObject();
+    add_string(out, "@type", TYPE_MCP_ROUTE);
+    if (on >= 0)
+        add_string(out, "dns_rebinding_protection", on ? "ON" : "OFF");
+    for (size_t k = 0; k < 2; k++) {
+        const cJSON *arr = get_array(lc, policies, lists[k][0], path, 0), *it;
+        cJSON *dst;
+        size_t i = 0;
+        if (arr == NULL)
+            continue;
+        dst = add_array(out, lists[k][1]);
+        cJSON_ArrayForEach (it, arr) {
+            if (!cJSON_IsString(it) || it->valuestring[0] == '\0')
+                mcplex_errors_add(lc->errs, pfmt(q, "%s[%zu]", pkey(p, path, lists[k][0]), i),
+                                  "expected a non-empty string");
+            else
+                cJSON_AddItemToArray(dst, cJSON_CreateString(it->valuestring));
+            i++;
+        }
+    }
+    if (lc->errs->count != before) {
+        cJSON_Delete(out);
+        return NULL;
+    }
+    return out;
+}
+/* --- end origin --- */
 
 /* matches[] -> an array of Envoy RouteMatch JSON objects, or NULL with errors. */
 static cJSON *
@@ -899,6 +1007,7 @@ translate_route(lc_t *lc, const cJSON *route, const char *path, cJSON *routes_ou
     const cJSON *backends, *it;
     const char *name;
     cJSON *cors, *matches, *action = NULL, *weighted;
+    cJSON *mcp_route; /* origin (issue 3) */
     uint64_t total_weight = 0;
 
     if (!cJSON_IsObject(route)) {
@@ -909,6 +1018,7 @@ translate_route(lc_t *lc, const cJSON *route, const char *path, cJSON *routes_ou
     name = get_string(lc, route, "name", path, 0);
     matches = matches_json(lc, route, path);
     cors = policies_json(lc, get(route, "policies"), pkey(p, path, "policies"));
+    mcp_route = mcp_route_json(lc, get(route, "policies"), pkey(p, path, "policies")); /* origin (issue 3) */
 
     backends = get_array(lc, route, "backends", path, 1);
     n_backends = backends != NULL ? (size_t)cJSON_GetArraySize(backends) : 0;
@@ -992,6 +1102,12 @@ translate_route(lc_t *lc, const cJSON *route, const char *path, cJSON *routes_ou
             cJSON_AddItemToObject(tpfc, "envoy.filters.http.cors", cJSON_Duplicate(cors, 1));
             *any_cors = 1;
         }
+        if (mcp_route != NULL) { /* origin (issue 3) */
+            cJSON *tpfc = cJSON_GetObjectItemCaseSensitive(er, "typed_per_filter_config");
+            if (tpfc == NULL)
+                tpfc = add_object(er, "typed_per_filter_config");
+            cJSON_AddItemToObject(tpfc, MCP_ROUTE_FILTER, cJSON_Duplicate(mcp_route, 1));
+        }
         cJSON_AddItemToArray(routes_out, er);
     }
 out:
@@ -999,6 +1115,7 @@ out:
     cJSON_Delete(weighted);
     cJSON_Delete(matches);
     cJSON_Delete(cors);
+    cJSON_Delete(mcp_route); /* origin (issue 3) */
 }
 
 /* ---- listeners and binds ----------------------------------------------------------------- */
@@ -1169,6 +1286,7 @@ translate_simple_mcp(lc_t *lc, const cJSON *mcp)
     size_t before = lc->errs->count;
     uint64_t port = LC_DEFAULT_SIMPLE_PORT;
     cJSON *cors, *vhosts, *vh, *route, *action;
+    cJSON *mcp_route; /* origin (issue 3) */
     char p[LC_PATH_MAX];
 
     if (!cJSON_IsObject(mcp)) {
@@ -1177,6 +1295,7 @@ translate_simple_mcp(lc_t *lc, const cJSON *mcp)
     }
     get_uint(lc, mcp, "port", path, 1, 65535, &port);
     cors = policies_json(lc, get(mcp, "policies"), pkey(p, path, "policies"));
+    mcp_route = mcp_route_json(lc, get(mcp, "policies"), pkey(p, path, "policies")); /* origin (issue 3) */
     if (cluster_name_taken(lc, "mcp"))
         mcplex_errors_add(lc->errs, path, "a top-level backend is already named 'mcp'");
     else
@@ -1184,6 +1303,7 @@ translate_simple_mcp(lc_t *lc, const cJSON *mcp)
     emit_mcp_backend(lc, mcp, path, "mcp", extra);
     if (lc->errs->count != before) {
         cJSON_Delete(cors);
+        cJSON_Delete(mcp_route); /* origin (issue 3) */
         return;
     }
     vhosts = cJSON_CreateArray();
@@ -1199,6 +1319,12 @@ translate_simple_mcp(lc_t *lc, const cJSON *mcp)
     add_string(action, "timeout", "0s");
     if (cors != NULL)
         cJSON_AddItemToObject(add_object(route, "typed_per_filter_config"), "envoy.filters.http.cors", cors);
+    if (mcp_route != NULL) { /* origin (issue 3) */
+        cJSON *tpfc = (cJSON *)get(route, "typed_per_filter_config");
+        if (tpfc == NULL)
+            tpfc = add_object(route, "typed_per_filter_config");
+        cJSON_AddItemToObject(tpfc, MCP_ROUTE_FILTER, mcp_route);
+    }
     emit_listener(lc, "127.0.0.1", (unsigned)port, vhosts, cors != NULL);
 }
 

@@ -13,6 +13,50 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- TLS (issue 4): Envoy's envoy.extensions.transport_sockets.tls.v3 contexts ------------- */
+
+/* config.core.v3.DataSource: filename, or inline_bytes/inline_string (environment_variable is
+ * resolved by the translator into inline data). Both NULL = not set. */
+typedef struct mcplex_data_source {
+    char *filename;
+    char *inline_data; /* NUL-terminated copy; inline_len bytes */
+    size_t inline_len;
+} mcplex_data_source_t;
+
+/* TlsParameters.TlsProtocol values. */
+typedef enum mcplex_tls_version {
+    MCPLEX_TLS_AUTO = 0,
+    MCPLEX_TLS_V1_0,
+    MCPLEX_TLS_V1_1,
+    MCPLEX_TLS_V1_2,
+    MCPLEX_TLS_V1_3,
+} mcplex_tls_version_t;
+
+typedef struct mcplex_tls_certificate {
+    mcplex_data_source_t certificate_chain; /* PEM */
+    mcplex_data_source_t private_key;       /* PEM */
+} mcplex_tls_certificate_t;
+
+/*
+ * A DownstreamTlsContext or UpstreamTlsContext, flattened (CommonTlsContext fields by their
+ * proto names). Downstream: tls_certificates[0] is served (at least one); trusted_ca validates
+ * client certificates (requested when set, required with require_client_certificate).
+ * Upstream: tls_certificates[0] (optional) is the client certificate; trusted_ca validates the
+ * server (not set: the system roots), sni is sent and checked against the certificate.
+ */
+typedef struct mcplex_tls_context {
+    mcplex_tls_certificate_t *tls_certificates;
+    size_t n_tls_certificates;
+    mcplex_data_source_t trusted_ca;
+    int require_client_certificate;
+    char **alpn_protocols;
+    size_t n_alpn_protocols;
+    mcplex_tls_version_t tls_minimum_protocol_version; /* AUTO = TLS 1.2 (Envoy's default) */
+    mcplex_tls_version_t tls_maximum_protocol_version; /* AUTO = TLS 1.3 */
+    char *sni;    /* upstream */
+    int insecure; /* upstream: no server certificate validation (agentgateway backendTLS.insecure) */
+} mcplex_tls_context_t;
+
 /* ---- clusters and MCP backends ------------------------------------------------------------ */
 
 typedef enum mcplex_cluster_type {
@@ -122,6 +166,7 @@ typedef struct mcplex_cluster {
     uint32_t connect_timeout_ms; /* default 5000 */
     int http2;                   /* upstream HTTP/2 requested (issue 4) */
     int tls;                     /* UpstreamTlsContext present (issue 4) */
+    mcplex_tls_context_t *tls_context; /* its settings when tls (NULL = defaults: system roots) */
     mcplex_mcp_backend_t *mcp;   /* type == MCP */
 } mcplex_cluster_t;
 
@@ -136,6 +181,22 @@ typedef struct mcplex_cors_policy {
     char *max_age;        /* seconds as text, or NULL */
     int allow_credentials;
 } mcplex_cors_policy_t;
+
+/* --- origin (issue 3): DNS rebinding protection of a route (mcplex's McpRoute) --- */
+typedef enum mcplex_dns_rebinding {
+    MCPLEX_DNS_REBINDING_DEFAULT = 0, /* on for loopback listeners; elsewhere only the lists set */
+    MCPLEX_DNS_REBINDING_ON,
+    MCPLEX_DNS_REBINDING_OFF,
+} mcplex_dns_rebinding_t;
+
+typedef struct mcplex_origin_policy {
+    mcplex_dns_rebinding_t dns_rebinding_protection;
+    char **allowed_origins; /* "scheme://host[:port]" or "*", besides loopback origins */
+    size_t n_allowed_origins;
+    char **allowed_hosts;   /* "host", "host:port" or "*", besides loopback names */
+    size_t n_allowed_hosts;
+} mcplex_origin_policy_t;
+/* --- end origin --- */
 
 typedef struct mcplex_weighted_cluster {
     char *name;
@@ -161,6 +222,7 @@ typedef struct mcplex_route {
     char *direct_body;
     uint32_t timeout_ms;  /* route.timeout; 0 = none */
     mcplex_cors_policy_t *cors; /* effective CORS policy (route over virtual host), or NULL */
+    mcplex_origin_policy_t *origin; /* effective McpRoute policy (issue 3), or NULL = defaults */
 } mcplex_route_t;
 
 typedef struct mcplex_virtual_host {
@@ -185,6 +247,15 @@ typedef enum mcplex_codec_type {
     MCPLEX_CODEC_HTTP2,
 } mcplex_codec_type_t;
 
+/* An HCM access_log entry with the file sink (envoy.access_loggers.file, FileAccessLog; issue 7). */
+typedef struct mcplex_access_log_cfg {
+    char *path;          /* FileAccessLog.path */
+    char *format;        /* text format (format, log_format.text_format), or NULL = the default */
+    char **json_keys;    /* json_format / log_format.json_format: key -> format string */
+    char **json_formats;
+    size_t n_json;
+} mcplex_access_log_cfg_t;
+
 typedef struct mcplex_hcm {
     char *stat_prefix;
     mcplex_codec_type_t codec_type;
@@ -197,14 +268,46 @@ typedef struct mcplex_hcm {
     mcplex_mcp_backend_t *mcp_router;
     uint32_t max_request_headers_kb;
     uint32_t stream_idle_timeout_ms;
+    /* HTTP/2 (issue 4): http2_protocol_options (0 = the codec's default) and drain_timeout. */
+    uint32_t http2_max_concurrent_streams;
+    uint32_t http2_initial_stream_window_size;
+    uint32_t http2_initial_connection_window_size;
+    uint32_t drain_timeout_ms; /* GOAWAY to close on shutdown; default 5000 (Envoy's) */
+    mcplex_access_log_cfg_t *access_logs; /* access_log[] with the file sink (issue 7) */
+    size_t n_access_logs;
 } mcplex_hcm_t;
+
+/*
+ * A filter chain (listener.v3.FilterChain): its filter_chain_match (server_names with
+ * "*.example.com" wildcards, transport_protocol), its transport socket (a DownstreamTlsContext,
+ * or none for plaintext) and its HCM. Chain 0's HCM is stored in the listener's |hcm| (so code
+ * written for one chain per listener still reads listener->hcm); use mcplex_listener_chain_hcm().
+ */
+typedef struct mcplex_filter_chain {
+    char *name;
+    char **server_names;
+    size_t n_server_names;
+    char *transport_protocol;  /* "tls", "raw_buffer", or NULL (any) */
+    mcplex_tls_context_t *tls; /* NULL = plaintext */
+    int is_default;            /* the listener's default_filter_chain (used when no chain matches) */
+    mcplex_hcm_t hcm;          /* unused for chain 0 (see above) */
+} mcplex_filter_chain_t;
 
 typedef struct mcplex_listener_cfg {
     char *name;
     char *address; /* IP literal */
     uint16_t port;
-    mcplex_hcm_t hcm;
+    mcplex_hcm_t hcm; /* the HCM of filter_chains[0] */
+    mcplex_filter_chain_t *filter_chains; /* filter_chains[], then default_filter_chain; may be empty */
+    size_t n_filter_chains;
 } mcplex_listener_cfg_t;
+
+/* The HCM of filter chain |i| of |l| (chain 0 and a listener without chains: &l->hcm). */
+static inline const mcplex_hcm_t *
+mcplex_listener_chain_hcm(const mcplex_listener_cfg_t *l, size_t i)
+{
+    return i == 0 || i >= l->n_filter_chains ? &l->hcm : &l->filter_chains[i].hcm;
+}
 
 /* ---- snapshot ----------------------------------------------------------------------------- */
 
@@ -219,6 +322,9 @@ typedef struct mcplex_snapshot {
     uint16_t admin_port;
     char *node_id;
     char *node_cluster;
+    /* --- admin /config_dump (issue 7) --- */
+    char *bootstrap_json;  /* the bootstrap tree the loader mapped (JSON text), or NULL (xDS-built) */
+    int64_t loaded_at_ms;  /* wall-clock time of the load (ms since the epoch), for last_updated */
 } mcplex_snapshot_t;
 
 /* Takes a reference. Thread: any. Returns |s|. */

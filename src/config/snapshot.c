@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "config/mcp_route.h" /* origin (issue 3) */
 
 static _Atomic uint64_t generation_counter;
 
@@ -97,8 +98,60 @@ mcplex_cluster_dispose(mcplex_cluster_t *c)
         free(c->endpoints[i].host);
     free(c->endpoints);
     mcplex_mcp_backend_free(c->mcp);
+    mcplex_tls_context_free(c->tls_context);
     memset(c, 0, sizeof(*c));
 }
+
+/* ---- TLS contexts and filter chains (issue 4) ---- */
+
+static void
+data_source_dispose(mcplex_data_source_t *d)
+{
+    free(d->filename);
+    free(d->inline_data);
+    memset(d, 0, sizeof(*d));
+}
+
+void
+mcplex_tls_context_free(mcplex_tls_context_t *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n_tls_certificates; i++) {
+        data_source_dispose(&t->tls_certificates[i].certificate_chain);
+        data_source_dispose(&t->tls_certificates[i].private_key);
+    }
+    free(t->tls_certificates);
+    data_source_dispose(&t->trusted_ca);
+    for (size_t i = 0; i < t->n_alpn_protocols; i++)
+        free(t->alpn_protocols[i]);
+    free(t->alpn_protocols);
+    free(t->sni);
+    free(t);
+}
+
+static void
+hcm_dispose(mcplex_hcm_t *h)
+{
+    free(h->stat_prefix);
+    mcplex_route_config_dispose(&h->route_config);
+    mcplex_mcp_backend_free(h->mcp_router);
+    /* --- access_log (issue 7) --- */
+    for (size_t i = 0; i < h->n_access_logs; i++) {
+        mcplex_access_log_cfg_t *a = &h->access_logs[i];
+        free(a->path);
+        free(a->format);
+        for (size_t k = 0; k < a->n_json; k++) {
+            free(a->json_keys[k]);
+            free(a->json_formats[k]);
+        }
+        free(a->json_keys);
+        free(a->json_formats);
+    }
+    free(h->access_logs);
+    memset(h, 0, sizeof(*h));
+}
+/* ---- end TLS ---- */
 
 static void
 route_dispose(mcplex_route_t *r)
@@ -111,6 +164,7 @@ route_dispose(mcplex_route_t *r)
     free(r->clusters);
     free(r->direct_body);
     mcplex_cors_policy_free(r->cors);
+    mcplex_origin_policy_free(r->origin); /* origin (issue 3) */
     memset(r, 0, sizeof(*r));
 }
 
@@ -144,9 +198,19 @@ mcplex_listener_cfg_dispose(mcplex_listener_cfg_t *l)
         return;
     free(l->name);
     free(l->address);
-    free(l->hcm.stat_prefix);
-    mcplex_route_config_dispose(&l->hcm.route_config);
-    mcplex_mcp_backend_free(l->hcm.mcp_router);
+    hcm_dispose(&l->hcm);
+    for (size_t i = 0; i < l->n_filter_chains; i++) {
+        mcplex_filter_chain_t *fc = &l->filter_chains[i];
+        free(fc->name);
+        for (size_t k = 0; k < fc->n_server_names; k++)
+            free(fc->server_names[k]);
+        free(fc->server_names);
+        free(fc->transport_protocol);
+        mcplex_tls_context_free(fc->tls);
+        if (i > 0)
+            hcm_dispose(&fc->hcm);
+    }
+    free(l->filter_chains);
     memset(l, 0, sizeof(*l));
 }
 
@@ -162,6 +226,7 @@ mcplex_snapshot_free(mcplex_snapshot_t *s)
         mcplex_cluster_dispose(&s->clusters[i]);
     free(s->clusters);
     free(s->admin_address);
+    free(s->bootstrap_json);
     free(s->node_id);
     free(s->node_cluster);
     free(s);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/access_log.h" /* access_log (issue 7) */
 #include "common/log.h"
 #include "common/mem.h"
 #include "config/pbmap.h"
@@ -41,12 +42,15 @@
 #include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
+#include "net/tls.h" /* TLS (issue 4): certificates are loaded at translation */
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb-c.h"
 #include "envoy/type/matcher/v3/string.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
 #include "mcplex/extensions/clusters/mcp/v1/mcp.pb-c.h"
+#include "mcplex/extensions/filters/http/mcp/v1/mcp_route.pb-c.h" /* origin (issue 3) */
+#include "config/mcp_route.h"                                       /* origin (issue 3) */
 
 #ifndef MCPLEX_VERSION
 #define MCPLEX_VERSION "0.0.0"
@@ -60,6 +64,7 @@
 #define DEFAULT_TARGET_TIMEOUT_MS 5000u
 #define DEFAULT_STREAM_IDLE_TIMEOUT_MS 300000u
 #define DEFAULT_MAX_REQUEST_HEADERS_KB 60u
+#define DEFAULT_DRAIN_TIMEOUT_MS 5000u /* HCM drain_timeout (Envoy's default), issue 4 */
 #define ENVOY_SEPARATOR "__"
 
 /* Full message names (the part of a type URL after the last '/'). */
@@ -578,6 +583,7 @@ typedef enum cors_level {
 typedef struct cors_state {
     cors_level_t level;
     mcplex_cors_policy_t *policy; /* CORS_POLICY */
+    mcplex_origin_policy_t *origin; /* origin (issue 3): McpRoute at this level, or NULL */
 } cors_state_t;
 
 /*
@@ -631,6 +637,19 @@ tpfc_entry(const char *key, const pb_any_t *value, const char *path, cors_state_
             st->policy = cp;
             st->level = CORS_POLICY;
         }
+    } else if (strcmp(type, MCPLEX_MCP_ROUTE_TYPE) == 0) {
+        /* --- origin (issue 3): mcplex's McpRoute (DNS rebinding protection) --- */
+        mcplex_origin_policy_t *op;
+        m = any_unpack_as(inner, &mcplex__extensions__filters__http__mcp__v1__mcp_route__descriptor, p, errs);
+        if (m == NULL)
+            goto out;
+        op = mcplex_config_translate_mcp_route(
+            (const Mcplex__Extensions__Filters__Http__Mcp__V1__McpRoute *)m, p, errs);
+        if (op != NULL) {
+            mcplex_origin_policy_free(st->origin);
+            st->origin = op;
+        }
+        /* --- end origin --- */
     } else if (mcplex_pb_registry_find(type) == NULL && !optional) {
         mcplex_errors_add(errs, p, "Didn't find a registered implementation for '%s' with type URL: '%s'",
                           key, type);
@@ -658,6 +677,7 @@ static void
 cors_state_dispose(cors_state_t *st)
 {
     mcplex_cors_policy_free(st->policy);
+    mcplex_origin_policy_free(st->origin); /* origin (issue 3) */
     memset(st, 0, sizeof(*st));
 }
 
@@ -897,6 +917,10 @@ http_headers(pb_header_option_t **opts, size_t n, const char *path, mcplex_http_
     }
 }
 
+/* TLS (issue 4): defined with the transport sockets below. */
+static mcplex_tls_context_t *tls_common_context(const Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *c,
+                                                const char *path, mcplex_errors_t *errs);
+
 /* An HttpTarget (streamable_http or sse) of target |t| in cluster |cluster_name|. */
 static void
 http_target(const pb_http_target_t *h, int sse, const char *path, const char *cluster_name,
@@ -926,6 +950,20 @@ http_target(const pb_http_target_t *h, int sse, const char *path, const char *cl
             c->n_endpoints = 1;
             c->connect_timeout_ms = connect_timeout_ms;
             c->tls = url.tls;
+            if (url.tls) { /* TLS (issue 4): system roots (or h->tls), SNI and name check = the URL's host */
+                char q[PATH_MAX_LEN];
+                c->tls_context = tls_common_context(h->tls != NULL ? h->tls->common_tls_context : NULL,
+                                                    pkey(q, path, "tls.common_tls_context"), errs);
+                c->tls_context->sni = mcplex_strdup(h->tls != NULL && !empty(h->tls->sni) ? h->tls->sni : url.host);
+                if (h->tls != NULL) { /* load the CA now, as for clusters */
+                    mcplex_tls_ctx_t *x = mcplex_tls_ctx_new_client(c->tls_context, why, sizeof(why));
+                    if (x == NULL)
+                        mcplex_errors_add(errs, pkey(q, path, "tls"), "%s", why);
+                    mcplex_tls_ctx_unref(x);
+                }
+            } else if (h->tls != NULL) {
+                mcplex_errors_add(errs, pkey(p, path, "tls"), "only with an https:// url");
+            }
             t->http.cluster = mcplex_strdup(c->name);
         }
         t->http.path = mcplex_strdup(url.path);
@@ -1086,6 +1124,39 @@ backend_from_mcplex(const pb_mcp_backend_t *m, const char *path, const char *clu
 
 /* ---- clusters ------------------------------------------------------------------------------ */
 
+/* --- xDS (issue 5) --- */
+static mcplex_config_xds_source_t *xds_source; /* main thread only; NULL: no xDS */
+
+void
+mcplex_config_set_xds_source(mcplex_config_xds_source_t *src)
+{
+    xds_source = src;
+}
+
+static void cluster_endpoints(const Envoy__Config__Cluster__V3__Cluster *msg, const char *path,
+                              mcplex_cluster_t *c, mcplex_errors_t *errs);
+
+/* EDS cluster: endpoints of the ClusterLoadAssignment named eds_cluster_config.service_name, or
+ * the cluster name, from the xDS source; none yet = no endpoints (warming, counted). */
+static void
+cluster_eds_endpoints(const Envoy__Config__Cluster__V3__Cluster *msg, const char *path, mcplex_cluster_t *c,
+                      mcplex_errors_t *errs)
+{
+    Envoy__Config__Cluster__V3__Cluster tmp = *msg;
+    const char *name = msg->name;
+
+    if (msg->eds_cluster_config != NULL && !empty(msg->eds_cluster_config->service_name))
+        name = msg->eds_cluster_config->service_name;
+    tmp.load_assignment = (Envoy__Config__Endpoint__V3__ClusterLoadAssignment *)xds_source->endpoints(
+        xds_source->arg, name != NULL ? name : "");
+    if (tmp.load_assignment == NULL) {
+        xds_source->n_missing++;
+        return;
+    }
+    cluster_endpoints(&tmp, path, c, errs);
+}
+/* --- end xDS --- */
+
 static void
 cluster_endpoints(const Envoy__Config__Cluster__V3__Cluster *msg, const char *path, mcplex_cluster_t *c,
                   mcplex_errors_t *errs)
@@ -1184,39 +1255,246 @@ cluster_protocol_options(const Envoy__Config__Cluster__V3__Cluster *msg, const c
     }
 }
 
+/* ---- TLS transport sockets (issue 4) --------------------------------------------------------- */
+
+#define T_DOWNSTREAM_TLS "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+#define TLS_V3(x) CAT(ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__, x)
+#define CTC_VALIDATION_CONTEXT TLS_V3(COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT)
+#define CTC_COMBINED TLS_V3(COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT)
+#define CTC_NOT_SET TLS_V3(COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE__NOT_SET)
+#define DS_CASE(x) CAT(ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_, x)
+
+typedef Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext pb_common_tls_t;
+typedef Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext pb_cert_validation_t;
+typedef Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext pb_downstream_tls_t;
+typedef Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext pb_upstream_tls_t;
+
+/* config.core.v3.DataSource -> the model (environment_variable is read now, into inline data). */
 static void
-cluster_transport_socket(const Envoy__Config__Core__V3__TransportSocket *ts, const char *path,
-                         mcplex_cluster_t *c, mcplex_errors_t *errs)
+tls_data_source(const Envoy__Config__Core__V3__DataSource *d, const char *path, mcplex_data_source_t *out,
+                mcplex_errors_t *errs)
+{
+    const char *v = NULL;
+    size_t len = 0;
+
+    if (d == NULL) {
+        mcplex_errors_add(errs, path, "is required");
+        return;
+    }
+    switch (d->specifier_case) {
+    case DS_CASE(FILENAME):
+        if (empty(d->filename))
+            mcplex_errors_add(errs, path, "filename is empty");
+        else
+            out->filename = mcplex_strdup(d->filename);
+        return;
+    case DS_CASE(INLINE_BYTES):
+        v = (const char *)d->inline_bytes.data;
+        len = d->inline_bytes.len;
+        break;
+    case DS_CASE(INLINE_STRING):
+        v = d->inline_string != NULL ? d->inline_string : "";
+        len = strlen(v);
+        break;
+    case DS_CASE(ENVIRONMENT_VARIABLE):
+        v = empty(d->environment_variable) ? NULL : getenv(d->environment_variable);
+        if (v == NULL) {
+            mcplex_errors_add(errs, path, "environment variable '%s' is not set",
+                              d->environment_variable != NULL ? d->environment_variable : "");
+            return;
+        }
+        len = strlen(v);
+        break;
+    default:
+        mcplex_errors_add(errs, path, "one of filename, inline_bytes, inline_string, environment_variable is required");
+        return;
+    }
+    if (len == 0) {
+        mcplex_errors_add(errs, path, "is empty");
+        return;
+    }
+    out->inline_data = mcplex_malloc(len + 1);
+    memcpy(out->inline_data, v, len);
+    out->inline_data[len] = '\0';
+    out->inline_len = len;
+}
+
+static void
+tls_validation_context(const pb_cert_validation_t *v, const char *path, mcplex_tls_context_t *out,
+                       mcplex_errors_t *errs)
+{
+    char p[PATH_MAX_LEN];
+
+    if (v == NULL)
+        return;
+    if (v->trusted_ca != NULL)
+        tls_data_source(v->trusted_ca, pkey(p, path, "trusted_ca"), &out->trusted_ca, errs);
+    if (v->n_match_typed_subject_alt_names > 0 || v->n_match_subject_alt_names > 0)
+        mcplex_errors_add(errs, pkey(p, path, "match_typed_subject_alt_names"), "is not supported yet");
+    if (v->n_verify_certificate_hash > 0 || v->n_verify_certificate_spki > 0)
+        mcplex_errors_add(errs, pkey(p, path, "verify_certificate_hash"), "is not supported yet");
+    if (v->crl != NULL)
+        mcplex_errors_add(errs, pkey(p, path, "crl"), "is not supported yet");
+    if (v->trust_chain_verification == TLS_V3(CERTIFICATE_VALIDATION_CONTEXT__TRUST_CHAIN_VERIFICATION__ACCEPT_UNTRUSTED))
+        out->insecure = 1;
+}
+
+/* CommonTlsContext -> a new model context (NULL |c|: defaults). */
+static mcplex_tls_context_t *
+tls_common_context(const pb_common_tls_t *c, const char *path, mcplex_errors_t *errs)
+{
+    char p[PATH_MAX_LEN], q[PATH_MAX_LEN];
+    mcplex_tls_context_t *t = mcplex_calloc(1, sizeof(*t));
+
+    if (c == NULL)
+        return t;
+    if (c->tls_params != NULL) {
+        t->tls_minimum_protocol_version = (mcplex_tls_version_t)c->tls_params->tls_minimum_protocol_version;
+        t->tls_maximum_protocol_version = (mcplex_tls_version_t)c->tls_params->tls_maximum_protocol_version;
+        if (t->tls_minimum_protocol_version > MCPLEX_TLS_V1_3 || t->tls_maximum_protocol_version > MCPLEX_TLS_V1_3)
+            mcplex_errors_add(errs, pkey(p, path, "tls_params"), "unknown TLS protocol version");
+        if (c->tls_params->n_cipher_suites > 0 || c->tls_params->n_ecdh_curves > 0 ||
+            c->tls_params->n_signature_algorithms > 0)
+            mcplex_errors_add(errs, pkey(p, path, "tls_params"),
+                              "cipher_suites, ecdh_curves and signature_algorithms are not supported yet");
+    }
+    if (c->n_tls_certificates > 1)
+        mcplex_errors_add(errs, pidx(p, path, "tls_certificates", 1), "only one certificate is supported yet");
+    if (c->n_tls_certificates > 0) {
+        const Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate *tc = c->tls_certificates[0];
+        t->tls_certificates = mcplex_calloc(1, sizeof(*t->tls_certificates));
+        t->n_tls_certificates = 1;
+        pidx(p, path, "tls_certificates", 0);
+        tls_data_source(tc->certificate_chain, pkey(q, p, "certificate_chain"),
+                        &t->tls_certificates[0].certificate_chain, errs);
+        tls_data_source(tc->private_key, pkey(q, p, "private_key"), &t->tls_certificates[0].private_key, errs);
+        if (tc->password != NULL || tc->pkcs12 != NULL || tc->private_key_provider != NULL)
+            mcplex_errors_add(errs, p, "password, pkcs12 and private_key_provider are not supported");
+    }
+    if (c->n_tls_certificate_sds_secret_configs > 0)
+        mcplex_errors_add(errs, pkey(p, path, "tls_certificate_sds_secret_configs"), "SDS is not supported yet");
+    switch (c->validation_context_type_case) {
+    case CTC_VALIDATION_CONTEXT:
+        tls_validation_context(c->validation_context, pkey(p, path, "validation_context"), t, errs);
+        break;
+    case CTC_COMBINED:
+        if (c->combined_validation_context != NULL)
+            tls_validation_context(c->combined_validation_context->default_validation_context,
+                                   pkey(p, path, "combined_validation_context.default_validation_context"), t, errs);
+        break;
+    case CTC_NOT_SET:
+        break;
+    default:
+        mcplex_errors_add(errs, path, "only validation_context or combined_validation_context is supported");
+        break;
+    }
+    if (c->n_alpn_protocols > 0) {
+        t->alpn_protocols = mcplex_calloc(c->n_alpn_protocols, sizeof(char *));
+        for (size_t i = 0; i < c->n_alpn_protocols; i++) {
+            const char *a = c->alpn_protocols[i] != NULL ? c->alpn_protocols[i] : "";
+            if (a[0] == '\0' || strlen(a) > 255)
+                mcplex_errors_add(errs, pidx(p, path, "alpn_protocols", i), "must be 1 to 255 bytes");
+            t->alpn_protocols[t->n_alpn_protocols++] = mcplex_strdup(a);
+        }
+    }
+    return t;
+}
+
+/*
+ * A transport_socket of a filter chain (|downstream|) or a cluster: envoy.transport_sockets.tls
+ * with a DownstreamTlsContext / UpstreamTlsContext, or raw_buffer. Returns the TLS context
+ * (caller owns), or NULL for plaintext or on errors (added to |errs|).
+ */
+static mcplex_tls_context_t *
+tls_transport_socket(const Envoy__Config__Core__V3__TransportSocket *ts, const char *path, int downstream,
+                     mcplex_errors_t *errs)
 {
     char p[PATH_MAX_LEN], tbuf[TYPE_URL_MAX];
     const char *name = ts->name != NULL ? ts->name : "";
     const char *type = "";
+    const char *want = downstream ? T_DOWNSTREAM_TLS : T_UPSTREAM_TLS;
     ProtobufCMessage *m;
+    mcplex_tls_context_t *t = NULL;
+    size_t before = errs->count;
 
     if (ts->config_type_case == ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG &&
         ts->typed_config != NULL) {
         pkey(p, path, "typed_config");
         type = any_type_name(ts->typed_config, tbuf, sizeof(tbuf));
-        if (strcmp(type, T_UPSTREAM_TLS) == 0) {
-            m = any_unpack_as(
-                ts->typed_config,
-                &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor, p, errs);
-            if (m != NULL) {
-                c->tls = 1;
-                protobuf_c_message_free_unpacked(m, NULL);
-            }
-            return;
-        }
         if (strcmp(type, T_RAW_BUFFER) == 0)
-            return;
-    } else if (strcmp(name, N_TLS_SOCKET) == 0) {
-        c->tls = 1;
-        return;
-    } else if (strcmp(name, N_RAW_BUFFER) == 0) {
-        return;
+            return NULL;
+        if (strcmp(type, want) != 0)
+            goto unknown;
+        m = any_unpack_as(ts->typed_config,
+                          downstream ? &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor
+                                     : &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor,
+                          p, errs);
+        if (m == NULL)
+            return NULL;
+        if (downstream) {
+            const pb_downstream_tls_t *d = (const pb_downstream_tls_t *)m;
+            char q[PATH_MAX_LEN];
+            t = tls_common_context(d->common_tls_context, pkey(q, p, "common_tls_context"), errs);
+            t->require_client_certificate = d->require_client_certificate != NULL && d->require_client_certificate->value;
+            if (t->n_tls_certificates == 0)
+                mcplex_errors_add(errs, pkey(q, p, "common_tls_context.tls_certificates"),
+                                  "a server certificate is required");
+            if (t->require_client_certificate && t->trusted_ca.filename == NULL && t->trusted_ca.inline_data == NULL)
+                mcplex_errors_add(errs, pkey(q, p, "require_client_certificate"),
+                                  "needs common_tls_context.validation_context.trusted_ca");
+        } else {
+            const pb_upstream_tls_t *u = (const pb_upstream_tls_t *)m;
+            char q[PATH_MAX_LEN];
+            t = tls_common_context(u->common_tls_context, pkey(q, p, "common_tls_context"), errs);
+            t->sni = dup_nonempty(u->sni);
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (errs->count == before) {
+            /* Load the certificates now, as Envoy does: a bad file rejects the config. */
+            char err[256] = "";
+            mcplex_tls_ctx_t *ctx = downstream ? mcplex_tls_ctx_new_server(t, NULL, 0, err, sizeof(err))
+                                               : mcplex_tls_ctx_new_client(t, err, sizeof(err));
+            if (ctx == NULL)
+                mcplex_errors_add(errs, p, "%s", err);
+            mcplex_tls_ctx_unref(ctx);
+        }
+        if (errs->count != before) {
+            mcplex_tls_context_free(t);
+            return NULL;
+        }
+        return t;
     }
+    if (strcmp(name, N_RAW_BUFFER) == 0)
+        return NULL;
+    if (strcmp(name, N_TLS_SOCKET) == 0) {
+        if (!downstream)
+            return mcplex_calloc(1, sizeof(mcplex_tls_context_t)); /* defaults: system roots */
+        mcplex_errors_add(errs, path, "typed_config (a DownstreamTlsContext) is required");
+        return NULL;
+    }
+unknown:
     mcplex_errors_add(errs, path, "Didn't find a registered implementation for '%s' with type URL: '%s'",
                       name, type);
+    return NULL;
+}
+
+/* ---- end TLS --- */
+
+/* A cluster's transport_socket: UpstreamTlsContext (issue 4) or raw_buffer. */
+static void
+cluster_transport_socket(const Envoy__Config__Core__V3__TransportSocket *ts, const char *path,
+                         mcplex_cluster_t *c, mcplex_errors_t *errs)
+{
+    size_t before = errs->count;
+    mcplex_tls_context_t *t = tls_transport_socket(ts, path, 0, errs);
+
+    if (t != NULL) {
+        c->tls = 1;
+        mcplex_tls_context_free(c->tls_context);
+        c->tls_context = t;
+    } else if (errs->count == before) {
+        c->tls = 0; /* raw_buffer */
+    }
 }
 
 /* cluster_type {name, typed_config}: the MCP cluster types. */
@@ -1301,7 +1579,12 @@ mcplex_config_translate_cluster(const Envoy__Config__Cluster__V3__Cluster *msg, 
             break;
         case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS:
             c.type = MCPLEX_CLUSTER_EDS;
-            mcplex_errors_add(errs, pkey(p, path, "type"), "EDS needs xDS (dynamic_resources)");
+            /* --- xDS (issue 5): endpoints from EDS through the xDS source --- */
+            if (xds_source == NULL)
+                mcplex_errors_add(errs, pkey(p, path, "type"), "EDS needs xDS (dynamic_resources)");
+            else
+                cluster_eds_endpoints(msg, path, &c, errs);
+            /* --- end xDS --- */
             break;
         default:
             mcplex_errors_add(errs, pkey(p, path, "type"), "unsupported discovery type %d", (int)msg->type);
@@ -1511,6 +1794,9 @@ translate_route(const pb_route_t *pr, const char *path, int mcp_router, const co
     eff = cors_pick(&tpfc, cors_pick(&action_cors, outer_cors));
     if (eff->level == CORS_POLICY)
         r->cors = cors_copy(eff->policy);
+    /* origin (issue 3): the route's own McpRoute; translate_vhost() fills in the outer one */
+    r->origin = tpfc.origin;
+    tpfc.origin = NULL;
     cors_state_dispose(&tpfc);
     cors_state_dispose(&action_cors);
 }
@@ -1567,6 +1853,10 @@ translate_vhost(const pb_vhost_t *v, const char *path, int mcp_router, const cor
         translate_route(v->routes[i], pidx(q, path, "routes", i), mcp_router, eff, refs, &vh->routes[i],
                         errs);
         vh->n_routes = i + 1;
+        /* origin (issue 3): McpRoute of the virtual host, else of the route configuration */
+        if (vh->routes[i].origin == NULL)
+            vh->routes[i].origin =
+                mcplex_origin_policy_copy(tpfc.origin != NULL ? tpfc.origin : rc_cors->origin);
     }
     cors_state_dispose(&tpfc);
     cors_state_dispose(&field);
@@ -1764,6 +2054,41 @@ hcm_http_filters(const pb_hcm_t *h, const char *path, mcplex_config_refs_t *refs
     free(terminal);
 }
 
+/*
+ * --- HTTP/2 (issue 4) ---
+ * Http2ProtocolOptions of an HCM (config.core.v3): max_concurrent_streams (1..2^31-1),
+ * initial_stream_window_size and initial_connection_window_size (65535..2^31-1, Envoy's bounds).
+ * Unset fields stay 0: the codec's defaults. Other fields are accepted and ignored.
+ */
+static void
+hcm_http2_options(const Envoy__Config__Core__V3__Http2ProtocolOptions *o, const char *path, mcplex_hcm_t *out,
+                  mcplex_errors_t *errs)
+{
+    char p[PATH_MAX_LEN];
+
+    if (o == NULL)
+        return;
+    if (o->max_concurrent_streams != NULL) {
+        if (o->max_concurrent_streams->value < 1 || o->max_concurrent_streams->value > 2147483647u)
+            mcplex_errors_add(errs, pkey(p, path, "max_concurrent_streams"), "must be from 1 to 2147483647");
+        out->http2_max_concurrent_streams = o->max_concurrent_streams->value;
+    }
+    if (o->initial_stream_window_size != NULL) {
+        if (o->initial_stream_window_size->value < 65535 || o->initial_stream_window_size->value > 2147483647u)
+            mcplex_errors_add(errs, pkey(p, path, "initial_stream_window_size"),
+                              "must be from 65535 to 2147483647");
+        out->http2_initial_stream_window_size = o->initial_stream_window_size->value;
+    }
+    if (o->initial_connection_window_size != NULL) {
+        if (o->initial_connection_window_size->value < 65535 ||
+            o->initial_connection_window_size->value > 2147483647u)
+            mcplex_errors_add(errs, pkey(p, path, "initial_connection_window_size"),
+                              "must be from 65535 to 2147483647");
+        out->http2_initial_connection_window_size = o->initial_connection_window_size->value;
+    }
+}
+/* --- end HTTP/2 --- */
+
 /* The HttpConnectionManager in |any| (its path is |path|). */
 static void
 translate_hcm(const pb_any_t *any, const char *path, mcplex_config_refs_t *refs, mcplex_hcm_t *out,
@@ -1802,14 +2127,40 @@ translate_hcm(const pb_any_t *any, const char *path, mcplex_config_refs_t *refs,
     }
     duration_ms(h->stream_idle_timeout, DEFAULT_STREAM_IDLE_TIMEOUT_MS, pkey(p, path, "stream_idle_timeout"),
                 errs, &out->stream_idle_timeout_ms);
+    /* --- HTTP/2 (issue 4): http2_protocol_options limits and drain_timeout --- */
+    hcm_http2_options(h->http2_protocol_options, pkey(p, path, "http2_protocol_options"), out, errs);
+    duration_ms(h->drain_timeout, DEFAULT_DRAIN_TIMEOUT_MS, pkey(p, path, "drain_timeout"), errs,
+                &out->drain_timeout_ms);
+    /* --- end HTTP/2 --- */
     hcm_http_filters(h, path, refs, out, errs);
+    /* --- access_log (issue 7): the file sink, see admin/access_log.h --- */
+    mcplex_access_log_translate((const void *const *)h->access_log, h->n_access_log, pkey(p, path, "access_log"),
+                                &out->access_logs, &out->n_access_logs, errs);
     switch (h->route_specifier_case) {
     case HCM_ROUTE_CONFIG:
         mcplex_config_translate_route_configuration(h->route_config, pkey(p, path, "route_config"),
                                                     out->mcp_router != NULL, refs, &out->route_config, errs);
         break;
     case HCM_RDS:
-        mcplex_errors_add(errs, pkey(p, path, "rds"), "rds is not supported in static config yet");
+        /* --- xDS (issue 5): route configurations from RDS through the xDS source --- */
+        if (xds_source == NULL) {
+            mcplex_errors_add(errs, pkey(p, path, "rds"), "rds is not supported in static config yet");
+        } else if (h->rds == NULL || empty(h->rds->route_config_name)) {
+            mcplex_errors_add(errs, pkey(p, path, "rds.route_config_name"), "is required");
+        } else {
+            const Envoy__Config__Route__V3__RouteConfiguration *rc =
+                xds_source->route_config(xds_source->arg, h->rds->route_config_name);
+            if (rc != NULL) {
+                /* refs NULL: Envoy's validate_clusters defaults to false for RDS (an unknown
+                 * cluster is a 503 at request time, so CDS/RDS may arrive in any order) */
+                mcplex_config_translate_route_configuration(rc, pkey(p, path, "rds"), out->mcp_router != NULL,
+                                                            NULL, &out->route_config, errs);
+            } else {
+                xds_source->n_missing++;
+                out->route_config.name = mcplex_strdup(h->rds->route_config_name);
+            }
+        }
+        /* --- end xDS --- */
         break;
     default:
         mcplex_errors_add(errs, pkey(p, path, "route_config"), "is required (route_config or rds)");
@@ -1843,58 +2194,130 @@ listener_filters(const Envoy__Config__Listener__V3__Listener *msg, const char *p
     }
 }
 
+/* --- filter chains (issue 4): matches, TLS, one HCM each --- */
+
+/* The network filters of a chain: exactly one HCM, translated into |hcm|. */
+static void
+filter_chain_hcm(const pb_filter_chain_t *fc, const char *p, mcplex_config_refs_t *refs, mcplex_hcm_t *hcm,
+                 mcplex_errors_t *errs)
+{
+    char q[PATH_MAX_LEN], r[PATH_MAX_LEN], tbuf[TYPE_URL_MAX];
+
+    if (fc->n_filters != 1) {
+        mcplex_errors_add(errs, pkey(q, p, "filters"), "exactly one network filter (%s) is required, got %zu", N_HCM,
+                          fc->n_filters);
+    }
+    if (fc->n_filters >= 1) {
+        const pb_filter_t *f = fc->filters[0];
+        const char *name = f->name != NULL ? f->name : "";
+        const char *type = "";
+        pidx(q, p, "filters", 0);
+        if (f->config_type_case == ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG &&
+            f->typed_config != NULL)
+            type = any_type_name(f->typed_config, tbuf, sizeof(tbuf));
+        if (strcmp(type, T_HCM) == 0) {
+            translate_hcm(f->typed_config, pkey(r, q, "typed_config"), refs, hcm, errs);
+        } else if (type[0] == '\0' && strcmp(name, N_HCM) == 0) {
+            mcplex_errors_add(errs, pkey(r, q, "typed_config"), "is required");
+        } else {
+            mcplex_errors_add(errs, q, "Didn't find a registered implementation for '%s' with type URL: '%s'", name,
+                              type);
+        }
+    }
+}
+
+/* filter_chain_match (the subset mcplex matches on: server_names, transport_protocol) and TLS. */
+static void
+filter_chain_match(const pb_filter_chain_t *fc, const char *p, mcplex_filter_chain_t *out, mcplex_errors_t *errs)
+{
+    char q[PATH_MAX_LEN];
+    const Envoy__Config__Listener__V3__FilterChainMatch *m = fc->filter_chain_match;
+
+    out->name = dup_nonempty(fc->name);
+    if (fc->transport_socket != NULL)
+        out->tls = tls_transport_socket(fc->transport_socket, pkey(q, p, "transport_socket"), 1, errs);
+    if (m == NULL)
+        return;
+    pkey(q, p, "filter_chain_match");
+    if (m->n_prefix_ranges > 0 || m->n_source_prefix_ranges > 0 || m->n_source_ports > 0 ||
+        m->destination_port != NULL || m->n_direct_source_prefix_ranges > 0 || m->n_application_protocols > 0 ||
+        m->source_type != 0)
+        mcplex_errors_add(errs, q, "only server_names and transport_protocol are supported");
+    if (!empty(m->transport_protocol)) {
+        if (strcmp(m->transport_protocol, "tls") != 0 && strcmp(m->transport_protocol, "raw_buffer") != 0)
+            mcplex_errors_add(errs, q, "transport_protocol must be 'tls' or 'raw_buffer'");
+        out->transport_protocol = mcplex_strdup(m->transport_protocol);
+    }
+    if (m->n_server_names > 0) {
+        out->server_names = mcplex_calloc(m->n_server_names, sizeof(char *));
+        for (size_t i = 0; i < m->n_server_names; i++) {
+            const char *n = m->server_names[i] != NULL ? m->server_names[i] : "";
+            char r[PATH_MAX_LEN];
+            if (n[0] == '\0' || (strchr(n, '*') != NULL && (strncmp(n, "*.", 2) != 0 || strchr(n + 1, '*') != NULL)))
+                mcplex_errors_add(errs, pidx(r, q, "server_names", i),
+                                  "'%s' is not a server name or a '*.' wildcard", n);
+            out->server_names[out->n_server_names++] = mcplex_strdup(n);
+        }
+    }
+    if (out->tls == NULL && out->n_server_names > 0)
+        mcplex_errors_add(errs, pkey(q, p, "filter_chain_match.server_names"),
+                          "needs a TLS transport_socket (plaintext connections have no SNI)");
+    if (out->transport_protocol != NULL && (strcmp(out->transport_protocol, "tls") == 0) != (out->tls != NULL))
+        mcplex_errors_add(errs, pkey(q, p, "filter_chain_match.transport_protocol"),
+                          "'%s' does not fit the chain's transport_socket", out->transport_protocol);
+}
+
+/* Do two chains match the same connections? (Envoy rejects that listener.) */
+static int
+filter_chain_same_match(const mcplex_filter_chain_t *a, const mcplex_filter_chain_t *b)
+{
+    if ((a->tls != NULL) != (b->tls != NULL) || a->n_server_names != b->n_server_names)
+        return 0;
+    for (size_t i = 0; i < a->n_server_names; i++) {
+        int found = 0;
+        for (size_t k = 0; k < b->n_server_names && !found; k++)
+            found = strcasecmp(a->server_names[i], b->server_names[k]) == 0;
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+/* --- end filter chains --- */
+
 int
 mcplex_config_translate_listener(const Envoy__Config__Listener__V3__Listener *msg, const char *path,
                                  mcplex_config_refs_t *refs, mcplex_listener_cfg_t *out,
                                  mcplex_errors_t *errs)
 {
-    char p[PATH_MAX_LEN], q[PATH_MAX_LEN], tbuf[TYPE_URL_MAX];
-    const pb_filter_chain_t *fc = NULL;
+    char p[PATH_MAX_LEN], q[PATH_MAX_LEN];
     size_t before = errs->count;
+    size_t n = msg->n_filter_chains + (msg->default_filter_chain != NULL ? 1 : 0);
 
     memset(out, 0, sizeof(*out));
     socket_address(msg->address, pkey(p, path, "address"), 0, &out->address, &out->port, errs);
     listener_filters(msg, path, errs);
-    if (msg->n_filter_chains > 0) {
-        fc = msg->filter_chains[0];
-        pidx(p, path, "filter_chains", 0);
-        if (msg->n_filter_chains > 1)
-            mcplex_errors_add(errs, pidx(q, path, "filter_chains", 1),
-                              "only one filter chain per listener is supported yet");
-        if (msg->default_filter_chain != NULL)
-            mcplex_errors_add(errs, pkey(q, path, "default_filter_chain"),
-                              "is not supported together with filter_chains yet");
-    } else if (msg->default_filter_chain != NULL) {
-        fc = msg->default_filter_chain;
-        pkey(p, path, "default_filter_chain");
-    } else {
+    if (n == 0)
         mcplex_errors_add(errs, pkey(p, path, "filter_chains"), "at least one filter chain is required");
-    }
-    if (fc != NULL) {
-        if (fc->transport_socket != NULL)
-            mcplex_errors_add(errs, pkey(q, p, "transport_socket"), "TLS listeners are not supported yet");
-        if (fc->n_filters != 1) {
-            mcplex_errors_add(errs, pkey(q, p, "filters"),
-                              "exactly one network filter (%s) is required, got %zu", N_HCM, fc->n_filters);
+    /* filter_chains[], then default_filter_chain; chain 0's HCM is the listener's |hcm|. */
+    out->filter_chains = n > 0 ? mcplex_calloc(n, sizeof(*out->filter_chains)) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const pb_filter_chain_t *fc;
+        mcplex_filter_chain_t *c = &out->filter_chains[i];
+        if (i < msg->n_filter_chains) {
+            fc = msg->filter_chains[i];
+            pidx(p, path, "filter_chains", i);
+        } else {
+            fc = msg->default_filter_chain;
+            pkey(p, path, "default_filter_chain");
+            c->is_default = 1;
         }
-        if (fc->n_filters >= 1) {
-            const pb_filter_t *f = fc->filters[0];
-            const char *name = f->name != NULL ? f->name : "";
-            const char *type = "";
-            pidx(q, p, "filters", 0);
-            if (f->config_type_case == ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG &&
-                f->typed_config != NULL)
-                type = any_type_name(f->typed_config, tbuf, sizeof(tbuf));
-            if (strcmp(type, T_HCM) == 0) {
-                translate_hcm(f->typed_config, pkey(p, q, "typed_config"), refs, &out->hcm, errs);
-            } else if (type[0] == '\0' && strcmp(name, N_HCM) == 0) {
-                mcplex_errors_add(errs, pkey(p, q, "typed_config"), "is required");
-            } else {
-                mcplex_errors_add(errs, q,
-                                  "Didn't find a registered implementation for '%s' with type URL: '%s'",
-                                  name, type);
-            }
-        }
+        out->n_filter_chains = i + 1;
+        filter_chain_match(fc, p, c, errs);
+        filter_chain_hcm(fc, p, refs, i == 0 ? &out->hcm : &c->hcm, errs);
+        for (size_t k = 0; k < i && !c->is_default; k++)
+            if (!out->filter_chains[k].is_default && filter_chain_same_match(&out->filter_chains[k], c))
+                mcplex_errors_add(errs, p, "multiple filter chains with the same matching rules are defined (%s)",
+                                  pidx(q, path, "filter_chains", k));
     }
     if (!empty(msg->name))
         out->name = mcplex_strdup(msg->name);
@@ -1948,6 +2371,7 @@ mcplex_config_translate_bootstrap(const Envoy__Config__Bootstrap__V3__Bootstrap 
     char **cluster_paths = NULL; /* the resource each cluster of |s| came from */
     char **failed = NULL;        /* names of the clusters that did not translate */
     size_t n_failed = 0;
+    mcplex_config_xds_source_t *saved_source; /* xDS (issue 5) */
 
     mcplex_config_refs_init(&refs);
     if (b->node != NULL) {
@@ -1956,8 +2380,15 @@ mcplex_config_translate_bootstrap(const Envoy__Config__Bootstrap__V3__Bootstrap 
     }
     if (b->admin != NULL && b->admin->address != NULL)
         socket_address(b->admin->address, "admin.address", 0, &s->admin_address, &s->admin_port, errs);
-    if (b->dynamic_resources != NULL)
-        mcplex_errors_add(errs, "dynamic_resources", "xDS (dynamic_resources) is not supported yet");
+    /* --- xDS (issue 5): the xDS source resolves rds and EDS only for bootstraps with
+     * dynamic_resources (xds/ reads and checks them); static bootstraps behave as before --- */
+    if (b->dynamic_resources != NULL && xds_source == NULL)
+        mcplex_errors_add(errs, "dynamic_resources",
+                          "xDS (dynamic_resources) needs the xDS client (mcplex_xds)");
+    saved_source = xds_source;
+    if (b->dynamic_resources == NULL)
+        xds_source = NULL;
+    /* --- end xDS --- */
     if (sr != NULL) {
         if (sr->n_secrets > 0)
             mcplex_errors_add(errs, "static_resources.secrets", "is not supported yet");
@@ -2017,6 +2448,7 @@ mcplex_config_translate_bootstrap(const Envoy__Config__Bootstrap__V3__Bootstrap 
     for (size_t i = 0; i < n_failed; i++)
         free(failed[i]);
     free(failed);
+    xds_source = saved_source; /* xDS (issue 5) */
     if (errs->count != before)
         goto fail;
     atomic_init(&s->refcount, 1);

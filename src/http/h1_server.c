@@ -21,9 +21,9 @@
  * and discarded until the peer closes or H1_LINGER_MS passes (nginx lingering close), so an
  * unread request body does not turn our last response into a TCP reset.
  *
- * Socket I/O is confined to h1_conn_input/output/read_pause/read_resume/shutdown_write() and
- * h1_conn_create(), so TLS can later slot in as a different bufferevent without touching the
- * protocol code.
+ * Transport I/O is confined to h1_conn_input/output/read_pause/read_resume/shutdown_write() and
+ * the constructors; the bufferevent follows the src/net/conn_io.h seam, so the same code runs
+ * over a socket bufferevent (plain TCP) or the codec end of a TLS connection.
  */
 #include "http/h1_server.h"
 
@@ -49,6 +49,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "net/conn_io.h"
 
 #define H1_DEFAULT_MAX_HEADERS_KB 60
 #define H1_DEFAULT_MAX_BODY_BYTES (4u * 1024 * 1024)
@@ -138,6 +139,12 @@ struct mcplex_h1_conn {
     void *ctx;
     mcplex_h1_conn_close_fn close_cb;
     void *close_arg;
+    /* --- h2c upgrade hand-off (issue 4) --- */
+    mcplex_h1_upgrade_fn upgrade_cb;
+    void *upgrade_arg;
+    void (*upgrade_arg_free)(void *arg);
+    bool detached;       /* the bufferevent went to the HTTP/2 codec: never touch it again */
+    /* --- end h2c upgrade --- */
     h1_stream_t *stream; /* the request being read or answered, or NULL */
     h1_conn_state_t state;
     int error_status;    /* set by parser callbacks before they fail: the status to answer */
@@ -196,39 +203,17 @@ h1_conn_read_resume(mcplex_h1_conn_t *c)
     }
 }
 
-/* Sends FIN after the queued output: the peer sees the end of our last response. */
+/* Sends FIN (TLS: close_notify first) after the queued output: the peer sees the end of our last response. */
 static void
 h1_conn_shutdown_write(mcplex_h1_conn_t *c)
 {
-    if (shutdown(bufferevent_getfd(c->bev), SHUT_WR) != 0) {
-        int err = errno;
-        mcplex_log_debug(H1_LOG, "%s: shutdown: %s", c->peer, strerror(err));
-    }
+    if (mcplex_conn_io_shutdown_write(c->bev) != 0)
+        mcplex_log_debug(H1_LOG, "%s: half-close failed", c->peer);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers                                                                               */
 /* ------------------------------------------------------------------------------------------ */
-
-static void
-h1_format_peer(char *out, size_t out_len, const struct sockaddr *sa)
-{
-    char host[INET6_ADDRSTRLEN];
-
-    if (sa != NULL && sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        snprintf(out, out_len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
-    } else if (sa != NULL && sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        snprintf(out, out_len, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
-    } else if (sa != NULL && sa->sa_family == AF_UNIX) {
-        snprintf(out, out_len, "unix");
-    } else {
-        snprintf(out, out_len, "unknown");
-    }
-}
 
 static void
 h1_timer_add(struct event *ev, uint32_t ms)
@@ -819,9 +804,12 @@ h1_conn_destroy(mcplex_h1_conn_t *c)
 {
     if (c->close_cb != NULL)
         c->close_cb(c->close_arg, c);
+    if (c->upgrade_arg_free != NULL)
+        c->upgrade_arg_free(c->upgrade_arg);
     MCPLEX_BUG_ON(c->stream != NULL);
     mcplex_log_trace(H1_LOG, "%s: connection closed", c->peer);
-    bufferevent_free(c->bev);
+    if (!c->detached)
+        mcplex_conn_io_free(c->bev);
     event_free(c->timer);
     event_free(c->resume);
     free(c);
@@ -858,7 +846,8 @@ h1_conn_kill(mcplex_h1_conn_t *c)
     h1_conn_enter(c);
     if (s != NULL)
         h1_stream_close(s);
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (!c->detached)
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     evtimer_del(c->timer);
     event_del(c->resume);
     h1_conn_leave(c);
@@ -923,12 +912,86 @@ h1_conn_fail(mcplex_h1_conn_t *c, enum http_errno err)
     h1_conn_drain(c);
 }
 
+/* --- h2c upgrade hand-off (issue 4) --- */
+
+/* True when the comma-separated |list| holds |token| (case-insensitive, spaces trimmed). */
+static bool
+h1_list_has_token(const char *list, const char *token)
+{
+    size_t tlen = strlen(token);
+
+    while (list != NULL && *list != '\0') {
+        const char *end = strchr(list, ',');
+        size_t len = end != NULL ? (size_t)(end - list) : strlen(list);
+        while (len > 0 && (*list == ' ' || *list == '\t')) {
+            list++;
+            len--;
+        }
+        while (len > 0 && (list[len - 1] == ' ' || list[len - 1] == '\t'))
+            len--;
+        if (len == tlen && strncasecmp(list, token, len) == 0)
+            return true;
+        list = end != NULL ? end + 1 : NULL;
+    }
+    return false;
+}
+
+/* An HTTP/1.1 request asking to switch to h2c (RFC 7540 section 3.2). */
+static bool
+h1_stream_wants_h2c(const h1_stream_t *s)
+{
+    const mcplex_http_request_t *req = &s->req;
+
+    return req->http_major == 1 && req->http_minor == 1 &&
+           h1_list_has_token(mcplex_http_request_header(req, "upgrade"), "h2c") &&
+           h1_list_has_token(mcplex_http_request_header(req, "connection"), "upgrade") &&
+           mcplex_http_request_header(req, "http2-settings") != NULL;
+}
+
+/*
+ * Gives the bufferevent (with any bytes after the request, the client preface) and the request
+ * to the upgrade callback, then ends this connection without touching the bufferevent again.
+ */
+static void
+h1_conn_upgrade(mcplex_h1_conn_t *c)
+{
+    h1_stream_t *s = c->stream;
+    struct bufferevent *bev = c->bev;
+    const char *settings;
+
+    evtimer_del(c->timer);
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    c->detached = true;
+    mcplex_log_trace(H1_LOG, "%s: %s %s: upgrading to h2c", c->peer, s->req.method, s->req.path);
+    settings = mcplex_http_request_header(&s->req, "http2-settings");
+    if (c->upgrade_cb(c->upgrade_arg, bev, &s->req, settings) != 0)
+        mcplex_log_debug(H1_LOG, "%s: h2c upgrade failed", c->peer);
+    h1_conn_kill(c); /* frees the (READING) stream; the bufferevent is the HTTP/2 codec's now */
+}
+
+void
+mcplex_h1_conn_set_upgrade_cb(mcplex_h1_conn_t *conn, mcplex_h1_upgrade_fn cb, void *arg,
+                              void (*arg_free)(void *arg))
+{
+    conn->upgrade_cb = cb;
+    conn->upgrade_arg = arg;
+    conn->upgrade_arg_free = arg_free;
+}
+/* --- end h2c upgrade --- */
+
 /* Hands the complete request in c->stream to the handler. */
 static void
 h1_conn_dispatch(mcplex_h1_conn_t *c)
 {
     h1_stream_t *s = c->stream;
 
+    /* --- h2c upgrade hand-off (issue 4) --- */
+    if (c->upgrade_cb != NULL && h1_stream_wants_h2c(s)) {
+        h1_conn_upgrade(c);
+        return;
+    }
+    /* --- end h2c upgrade --- */
     s->state = H1_STREAM_HANDLING;
     evtimer_del(c->timer);
     mcplex_log_trace(H1_LOG, "%s: %s %s", c->peer, s->req.method, s->req.path);
@@ -1067,14 +1130,34 @@ mcplex_h1_conn_t *
 mcplex_h1_conn_create(struct event_base *base, int fd, const struct sockaddr *peer,
                       const mcplex_http_limits_t *limits, mcplex_http_handler_fn handler, void *ctx)
 {
-    mcplex_h1_conn_t *c;
-    struct timeval write_timeout;
+    struct bufferevent *bev;
     int one = 1;
 
     if (fd < 0)
         return NULL;
+    /* Latency over packet count: SSE events and small JSON answers go out at once. Not fatal. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        mcplex_log_error(H1_LOG, "cannot set up a connection: no bufferevent");
+        close(fd);
+        return NULL;
+    }
+    return mcplex_h1_conn_create_bev(base, bev, peer, limits, handler, ctx);
+}
+
+mcplex_h1_conn_t *
+mcplex_h1_conn_create_bev(struct event_base *base, struct bufferevent *bev, const struct sockaddr *peer,
+                          const mcplex_http_limits_t *limits, mcplex_http_handler_fn handler, void *ctx)
+{
+    mcplex_h1_conn_t *c;
+    struct timeval write_timeout;
+
+    if (bev == NULL)
+        return NULL;
     c = mcplex_calloc(1, sizeof(*c));
     c->base = base;
+    c->bev = bev;
     c->handler = handler;
     c->ctx = ctx;
     if (limits != NULL)
@@ -1085,18 +1168,13 @@ mcplex_h1_conn_create(struct event_base *base, int fd, const struct sockaddr *pe
         c->limits.max_request_body_bytes = H1_DEFAULT_MAX_BODY_BYTES;
     if (c->limits.idle_timeout_ms == 0)
         c->limits.idle_timeout_ms = H1_DEFAULT_IDLE_TIMEOUT_MS;
-    h1_format_peer(c->peer, sizeof(c->peer), peer);
+    mcplex_conn_io_format_peer(c->peer, sizeof(c->peer), peer);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
 
     c->timer = evtimer_new(base, h1_on_timer, c);
     c->resume = event_new(base, -1, 0, h1_on_resume, c);
     if (c->timer == NULL || c->resume == NULL)
-        goto fail;
-    /* Latency over packet count: SSE events and small JSON answers go out at once. Not fatal. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL)
         goto fail;
     bufferevent_setcb(c->bev, h1_on_read, h1_on_write, h1_on_event, c);
     write_timeout.tv_sec = c->limits.idle_timeout_ms / 1000;
@@ -1105,15 +1183,15 @@ mcplex_h1_conn_create(struct event_base *base, int fd, const struct sockaddr *pe
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
         goto fail;
     h1_timer_add(c->timer, c->limits.idle_timeout_ms);
+    /* Bytes that came with the TLS handshake (or were peeked by a codec selector) are parsed now. */
+    if (evbuffer_get_length(h1_conn_input(c)) != 0)
+        event_active(c->resume, EV_TIMEOUT, 1);
     mcplex_log_trace(H1_LOG, "%s: connection accepted", c->peer);
     return c;
 
 fail:
     mcplex_log_error(H1_LOG, "%s: cannot set up the connection", c->peer);
-    if (c->bev != NULL)
-        bufferevent_free(c->bev); /* closes |fd| */
-    else
-        close(fd);
+    mcplex_conn_io_free(c->bev); /* closes the socket */
     if (c->resume != NULL)
         event_free(c->resume);
     if (c->timer != NULL)

@@ -9,6 +9,7 @@
 
 #include "http/http.h"
 
+struct bufferevent;
 struct event_base;
 struct sockaddr;
 
@@ -50,6 +51,16 @@ mcplex_h1_conn_t *mcplex_h1_conn_create(struct event_base *base, int fd, const s
                                         void *ctx);
 
 /*
+ * Like mcplex_h1_conn_create(), over |bev|, a plaintext bufferevent of the src/net/conn_io.h seam
+ * (socket or TLS codec end), whose ownership passes to the connection (ended with
+ * mcplex_conn_io_free()). Bytes already in |bev|'s input are parsed first (from the event
+ * loop, not inside this call). Returns NULL (|bev| freed) if the connection could not be set up.
+ */
+mcplex_h1_conn_t *mcplex_h1_conn_create_bev(struct event_base *base, struct bufferevent *bev,
+                                            const struct sockaddr *peer, const mcplex_http_limits_t *limits,
+                                            mcplex_http_handler_fn handler, void *ctx);
+
+/*
  * Closes the connection at once (no flush); an active stream's close callback fires. Safe from
  * inside any callback of this connection (handler, stream close callback): the memory is then
  * freed when that callback returns. A no-op on a connection that is already closing.
@@ -63,5 +74,23 @@ void mcplex_h1_conn_close(mcplex_h1_conn_t *conn);
  */
 typedef void (*mcplex_h1_conn_close_fn)(void *arg, mcplex_h1_conn_t *conn);
 void mcplex_h1_conn_set_close_cb(mcplex_h1_conn_t *conn, mcplex_h1_conn_close_fn cb, void *arg);
+
+/*
+ * --- h2c upgrade hand-off (issue 4) ---
+ * With an upgrade callback set, an HTTP/1.1 request carrying `Upgrade: h2c` (token), `Connection:
+ * upgrade` (token) and an HTTP2-Settings header (RFC 7540 section 3.2) is not given to the handler:
+ * |cb|(|arg|, bev, req, http2_settings) gets the connection's bufferevent (callbacks and timeouts
+ * cleared; bytes after the request, the client preface, still in its input; ownership passes to
+ * |cb|, which frees it on failure), and the complete request (valid during the call only). |cb|
+ * answers 101 and goes on in HTTP/2; it returns 0, or -1 if it could not (the connection is gone
+ * either way). The h1 connection then ends at once, without touching the bufferevent. Requests
+ * without these headers are served as usual. |arg_free| (may be NULL) is called with |arg| when
+ * the connection is freed. Not set: `Upgrade` is ignored, as before.
+ */
+typedef int (*mcplex_h1_upgrade_fn)(void *arg, struct bufferevent *bev, const mcplex_http_request_t *req,
+                                    const char *http2_settings);
+void mcplex_h1_conn_set_upgrade_cb(mcplex_h1_conn_t *conn, mcplex_h1_upgrade_fn cb, void *arg,
+                                   void (*arg_free)(void *arg));
+/* --- end h2c upgrade --- */
 
 #endif

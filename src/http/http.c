@@ -6,11 +6,50 @@
 #include "http/http.h"
 
 #include <string.h>
+#include <time.h>
+
+/* --- response observer (issue 7) --- */
+uint64_t
+mcplex_http_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void
+mcplex_http_stream_observe(mcplex_http_stream_t *stream, const mcplex_http_request_t *req,
+                           mcplex_http_complete_fn fn, void *arg)
+{
+    stream->on_complete = fn;
+    stream->on_complete_arg = arg;
+    stream->observed_req = req;
+    stream->started_us = mcplex_http_now_us();
+}
+
+/* Tells the observer once, before the codec may free the stream. */
+static void
+observe_complete(mcplex_http_stream_t *stream)
+{
+    mcplex_http_complete_fn fn = stream->on_complete;
+
+    if (fn == NULL)
+        return;
+    stream->on_complete = NULL;
+    fn(stream->on_complete_arg, stream, stream->resp_status, stream->resp_bytes, stream->started_us);
+}
+/* --- end response observer --- */
 
 int
 mcplex_http_stream_respond(mcplex_http_stream_t *stream, int status, const mcplex_http_header_t *hdrs,
                            size_t n_hdrs, const void *body, size_t body_len)
 {
+    if (stream->on_complete != NULL && stream->resp_status == 0) {
+        stream->resp_status = status;
+        stream->resp_bytes = body_len;
+        observe_complete(stream);
+    }
     return stream->ops->respond(stream, status, hdrs, n_hdrs, body, body_len);
 }
 
@@ -18,18 +57,22 @@ int
 mcplex_http_stream_start(mcplex_http_stream_t *stream, int status, const mcplex_http_header_t *hdrs,
                          size_t n_hdrs)
 {
+    if (stream->resp_status == 0)
+        stream->resp_status = status;
     return stream->ops->start(stream, status, hdrs, n_hdrs);
 }
 
 int
 mcplex_http_stream_write(mcplex_http_stream_t *stream, const void *data, size_t len)
 {
+    stream->resp_bytes += len;
     return stream->ops->write(stream, data, len);
 }
 
 int
 mcplex_http_stream_finish(mcplex_http_stream_t *stream)
 {
+    observe_complete(stream);
     return stream->ops->finish(stream);
 }
 

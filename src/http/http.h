@@ -102,13 +102,40 @@ typedef struct mcplex_http_stream_ops {
     size_t (*pending_bytes)(const mcplex_http_stream_t *s);
 } mcplex_http_stream_ops_t;
 
+/*
+ * An observer of a stream's response (issue 7: stats and access logs), set by the HCM with
+ * mcplex_http_stream_observe(). |on_complete| is called once, from the dispatchers in http.c,
+ * just before the codec finishes the response (respond(), or finish() after start()): |status|
+ * the status sent, |body_bytes| the body bytes queued, |started_us| the CLOCK_MONOTONIC time in
+ * microseconds at which observing began. A stream reset before its response never completes.
+ */
+typedef void (*mcplex_http_complete_fn)(void *arg, mcplex_http_stream_t *stream, int status,
+                                        uint64_t body_bytes, uint64_t started_us);
+
 /* Common head of every codec's stream struct (first member). */
 struct mcplex_http_stream {
     const mcplex_http_stream_ops_t *ops;
     mcplex_http_stream_close_fn on_close;
     void *on_close_arg;
     char peer[64];
+    /* --- response observer (issue 7); zero unless mcplex_http_stream_observe() was called --- */
+    mcplex_http_complete_fn on_complete;
+    void *on_complete_arg;
+    const mcplex_http_request_t *observed_req; /* the stream's own request, for access logs */
+    uint64_t started_us;
+    int resp_status;
+    uint64_t resp_bytes;
 };
+
+/*
+ * Calls |fn|(|arg|, ...) when the response of |stream| completes (see mcplex_http_complete_fn);
+ * |req| is the stream's request (kept for the observer; owned by the stream). Records the start
+ * time now. Thread: the stream's worker.
+ */
+void mcplex_http_stream_observe(mcplex_http_stream_t *stream, const mcplex_http_request_t *req,
+                                mcplex_http_complete_fn fn, void *arg);
+/* Microseconds of CLOCK_MONOTONIC. */
+uint64_t mcplex_http_now_us(void);
 
 /* Limits applied by the server codecs (from HCM config; 0 = the default). */
 typedef struct mcplex_http_limits {

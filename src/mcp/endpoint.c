@@ -393,6 +393,8 @@ mcplex_mcp_endpoint_handle(const mcplex_mcp_route_ctx_t *rc, mcplex_http_stream_
 {
     mcplex_exchange_t *ex = mcplex_exchange_create(stream, extra, n_extra);
 
+    ex->bytes_in = req->body_len;
+
     char *legacy_sid = req->query != NULL ? query_param(req->query, "sessionId") : NULL;
 
     if (strcmp(req->method, "POST") == 0 && legacy_sid != NULL) {

@@ -23,6 +23,7 @@
 #include "mcp/naming.h"
 #include "mcp/session.h"
 #include "mcp/transport.h"
+#include "admin/mcp_stats.h"
 
 /* How long a stdio target without a configured timeout may take to start and answer
  * initialize: spawning `npx` or node takes seconds on a cold machine. */
@@ -71,6 +72,7 @@ typedef struct mcplex_op {
     cJSON *then;          /* INITIALIZE of a stateless (2026-07-28) session: the request to run next */
     char *progress_up;    /* ROUTED to a shared child: the child-unique token that replaced the client's */
     int retried;          /* ROUTED: already re-sent once after the target's session expired */
+    char *name;           /* ROUTED: the tool / prompt / URI as the client wrote it (access log) */
 } mcplex_op_t;
 
 
@@ -130,6 +132,7 @@ transport_of(const mcplex_upstream_t *u)
 extern const mcplex_transport_cbs_t mux_transport_cbs;
 
 /* mux.c */
+void mux_op_observe(mcplex_op_t *op, int jsonrpc_code, size_t out_len);
 void mux_op_reply_result(mcplex_op_t *op, cJSON *result);
 void mux_op_slot_failed(mcplex_op_t *op, size_t slot, int code, const char *message);
 void mux_json_replace_string(cJSON *obj, const char *key, const char *value);

@@ -115,6 +115,7 @@ mux_op_free(mcplex_op_t *op)
     free(op->slots);
     free(op->progress_token);
     free(op->progress_up);
+    free(op->name);
     cJSON_Delete(op->request);
     cJSON_Delete(op->then);
     free(op->method);
@@ -126,9 +127,29 @@ mux_op_free(mcplex_op_t *op)
 }
 
 /* Answers |op| with a JSON-RPC error (HTTP 200) and frees it. */
+/*
+ * Records the answer of |op| (stats per backend, method and target; one access-log line per
+ * JSON-RPC exchange), before the answer goes out.
+ */
+void
+mux_op_observe(mcplex_op_t *op, int jsonrpc_code, size_t out_len)
+{
+    mcplex_session_t *s = op->session;
+    mcplex_exchange_t *ex = op->ex;
+    const char *target = op->kind == MUX_OP_ROUTED && op->target < s->n_upstreams ? s->target_names[op->target]
+                                                                                  : NULL;
+
+    if (ex == NULL)
+        return;
+    mcplex_mcp_observe_exchange(ex->stream, s->backend_name, s->id, op->method, op->name, target, op->client_id,
+                                jsonrpc_code, ex->streaming || ex->legacy ? 0 : 200, ex->started_us, ex->bytes_in,
+                                out_len);
+}
+
 void
 mux_op_reply_error(mcplex_op_t *op, int code, const char *message, const cJSON *data)
 {
+    mux_op_observe(op, code, 0);
     mcplex_exchange_reply_error(op->ex, 200, op->client_id, code, message, data, op->session->id);
     op->ex = NULL;
     mux_op_free(op);
@@ -172,6 +193,7 @@ mux_op_reply_result(mcplex_op_t *op, cJSON *result)
 
     mux_modern_decorate(op->session, op->method, result);
     text = mcplex_jsonrpc_result_text(op->client_id, result);
+    mux_op_observe(op, 0, strlen(text));
 
     mcplex_exchange_reply_json(op->ex, 200, text, strlen(text), op->session->id);
     free(text);
@@ -445,6 +467,8 @@ mux_op_slot_failed(mcplex_op_t *op, size_t slot, int code, const char *message)
         u->state = MCPLEX_UPSTREAM_FAILED;
         free(u->failure);
         u->failure = mcplex_strdup(message);
+        mcplex_mcp_stats_target_event(op->session->backend_name, mux_target_name(u), MCPLEX_MCP_TARGET_FAILURE,
+                                      message);
         op->slots[slot].state = MUX_SLOT_FAILED;
         if (--op->outstanding == 0)
             mux_initialize_finish(op);
@@ -526,6 +550,9 @@ mcplex_mux_handle(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchang
     const char *m = msg->method;
 
     s->last_used = time(NULL);
+    if (msg->kind == MCPLEX_JSONRPC_REQUEST)
+        mcplex_mcp_stats_request(s->backend_name, m,
+                                 strcmp(m, "tools/call") == 0 ? mux_json_string(msg->params, "name") : NULL);
     if (msg->kind == MCPLEX_JSONRPC_NOTIFICATION) {
         mux_notification(s, msg);
         mcplex_exchange_reply_accepted(ex, s->id);

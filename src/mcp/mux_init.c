@@ -76,6 +76,8 @@ mux_upstream_accept_initialize(mcplex_upstream_t *u, mcplex_jsonrpc_msg_t *msg, 
     u->instructions = mcplex_strdup(mux_json_string(msg->result, "instructions"));
     u->state = MCPLEX_UPSTREAM_READY;
     u->backoff_ms = 0;
+    if (u->session != NULL)
+        mcplex_mcp_stats_target_event(u->session->backend_name, mux_target_name(u), MCPLEX_MCP_TARGET_READY, NULL);
     mcplex_transport_set_protocol_version(u->transport, version);
     mux_upstream_send_notification(u, "notifications/initialized", NULL);
     return 0;

@@ -142,21 +142,24 @@ list_send_page(mcplex_op_t *op, size_t slot, const char *cursor)
 }
 
 /*
- * Pagination across targets (MCP "Pagination": cursors are opaque; an invalid one is -32602).
- * A first page asks every target for its first page at once, so a client that never pages
- * still sees every target; the nextCursor then lists, for each target that has more, its own
- * upstream cursor. The cursor is sealed (AEAD) with the method and a per-session salt, so a
- * forged, foreign or stale cursor fails to open and gets -32602.
+ * Pagination across targets (MCP "Pagination": cursors are opaque; an invalid one is -32602),
+ * in target order, then each target's own order (deterministic lists). A page asks the target
+ * it continues (at its cursor) and every later target (first page) at once, then emits them in
+ * order up to the first target that has more: the cursor names that target and its own cursor,
+ * and the later targets' pages are asked again next time. Lists that fit in one page per target
+ * (the common case) cost one concurrent round. The cursor is sealed (AEAD) with the method and
+ * a per-session salt, so a forged, foreign or stale cursor fails to open and gets -32602.
  */
 static char *
-cursor_seal(const mcplex_session_t *s, const char *method, const cJSON *pending)
+cursor_seal(const mcplex_session_t *s, const char *method, size_t target, const char *upstream_cursor)
 {
     cJSON *c = cJSON_CreateObject();
     char *text, *sealed;
 
     cJSON_AddStringToObject(c, "m", method);
     cJSON_AddNumberToObject(c, "k", (double)(s->cursor_salt & 0xffffffffu));
-    cJSON_AddItemToObject(c, "p", cJSON_Duplicate(pending, 1));
+    cJSON_AddNumberToObject(c, "t", (double)target);
+    cJSON_AddStringToObject(c, "c", upstream_cursor);
     text = mcplex_json_print(c);
     sealed = mcplex_seal(s->worker->seal_key, text, strlen(text));
     free(text);
@@ -164,36 +167,35 @@ cursor_seal(const mcplex_session_t *s, const char *method, const cJSON *pending)
     return sealed;
 }
 
-/* Opens a cursor: returns the array [[target, "upstream cursor"], ...] (caller deletes), or NULL. */
-static cJSON *
-cursor_open(const mcplex_session_t *s, const char *method, const char *cursor)
+/* Opens a cursor: 0 with |*target| and |*upstream_cursor| (malloc'ed), or -1. */
+static int
+cursor_open(const mcplex_session_t *s, const char *method, const char *cursor, size_t *target,
+            char **upstream_cursor)
 {
     void *plain = NULL;
     size_t len = 0;
-    cJSON *c = NULL, *pending = NULL, *entry;
-    const cJSON *k;
+    cJSON *c = NULL;
+    const cJSON *k, *t;
+    const char *up;
+    int rc = -1;
 
     if (mcplex_unseal(s->worker->seal_key, cursor, &plain, &len) != 0)
         goto done;
     c = cJSON_ParseWithLength(plain, len);
     k = cJSON_GetObjectItemCaseSensitive(c, "k");
-    if (c == NULL || mux_json_string(c, "m") == NULL || strcmp(mux_json_string(c, "m"), method) != 0 || !cJSON_IsNumber(k) ||
-        (uint64_t)k->valuedouble != (s->cursor_salt & 0xffffffffu))
+    t = cJSON_GetObjectItemCaseSensitive(c, "t");
+    up = mux_json_string(c, "c");
+    if (c == NULL || mux_json_string(c, "m") == NULL || strcmp(mux_json_string(c, "m"), method) != 0 ||
+        !cJSON_IsNumber(k) || (uint64_t)k->valuedouble != (s->cursor_salt & 0xffffffffu) || !cJSON_IsNumber(t) ||
+        t->valuedouble < 0 || (size_t)t->valuedouble >= s->n_upstreams || up == NULL)
         goto done;
-    pending = cJSON_DetachItemFromObjectCaseSensitive(c, "p");
-    cJSON_ArrayForEach(entry, pending) {
-        const cJSON *t = cJSON_GetArrayItem(entry, 0);
-        if (!cJSON_IsArray(entry) || !cJSON_IsNumber(t) || t->valuedouble < 0 ||
-            (size_t)t->valuedouble >= s->n_upstreams || !cJSON_IsString(cJSON_GetArrayItem(entry, 1))) {
-            cJSON_Delete(pending);
-            pending = NULL;
-            break;
-        }
-    }
+    *target = (size_t)t->valuedouble;
+    *upstream_cursor = mcplex_strdup(up);
+    rc = 0;
 done:
     cJSON_Delete(c);
     free(plain);
-    return pending;
+    return rc;
 }
 
 void
@@ -202,14 +204,14 @@ mux_list_finish(mcplex_op_t *op)
     mcplex_session_t *s = op->session;
     cJSON *result = cJSON_CreateObject();
     cJSON *all = cJSON_AddArrayToObject(result, op->list_key);
-    cJSON *pending = cJSON_CreateArray();
 
     for (size_t i = 0; i < s->n_upstreams; i++) {
         mux_slot_t *slot = &op->slots[i];
+        if (slot->state == MUX_SLOT_UNUSED)
+            continue;
         if (slot->state == MUX_SLOT_FAILED) {
             if (s->backend->failure_mode == MCPLEX_FAIL_CLOSED) {
                 cJSON_Delete(result);
-                cJSON_Delete(pending);
                 mux_op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, slot->error, NULL);
                 return;
             }
@@ -226,19 +228,14 @@ mux_list_finish(mcplex_op_t *op)
             cJSON_AddItemToArray(all, item);
         }
         if (slot->next_cursor != NULL) {
-            cJSON *entry = cJSON_CreateArray();
-            cJSON_AddItemToArray(entry, cJSON_CreateNumber((double)i));
-            cJSON_AddItemToArray(entry, cJSON_CreateString(slot->next_cursor));
-            cJSON_AddItemToArray(pending, entry);
+            /* This target has more: the next page continues it; later targets come after. */
+            char *cursor = cursor_seal(s, op->method, i, slot->next_cursor);
+            if (cursor != NULL)
+                cJSON_AddStringToObject(result, "nextCursor", cursor);
+            free(cursor);
+            break;
         }
     }
-    if (cJSON_GetArraySize(pending) > 0) {
-        char *cursor = cursor_seal(s, op->method, pending);
-        if (cursor != NULL)
-            cJSON_AddStringToObject(result, "nextCursor", cursor);
-        free(cursor);
-    }
-    cJSON_Delete(pending);
     mux_op_reply_result(op, result);
 }
 
@@ -310,11 +307,12 @@ mux_list(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex)
 {
     const char *cap = list_capability(msg->method);
     const char *cursor = mux_json_string(msg->params, "cursor");
-    cJSON *pending = NULL, *entry;
+    char *upstream_cursor = NULL;
+    size_t first = 0;
     mcplex_op_t *op;
 
     if (cJSON_GetObjectItemCaseSensitive(msg->params, "cursor") != NULL &&
-        (cursor == NULL || (pending = cursor_open(s, msg->method, cursor)) == NULL)) {
+        (cursor == NULL || cursor_open(s, msg->method, cursor, &first, &upstream_cursor) != 0)) {
         mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL,
                                     s->id);
         return;
@@ -322,34 +320,20 @@ mux_list(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex)
     op = mux_op_create(s, MUX_OP_LIST, msg->method, msg->id_raw, ex);
     op->list_key = list_key(msg->method);
     op->request = cJSON_IsObject(msg->params) ? cJSON_Duplicate(msg->params, 1) : NULL;
-    if (pending != NULL) {
-        /* A later page: only the targets that have more, each from its own cursor. */
-        cJSON_ArrayForEach(entry, pending) {
-            size_t i = (size_t)cJSON_GetArrayItem(entry, 0)->valuedouble;
-            if (op->slots[i].state != MUX_SLOT_UNUSED || !mux_upstream_has_capability(&s->upstreams[i], cap))
-                continue;
-            op->slots[i].state = MUX_SLOT_PENDING;
-            op->outstanding++;
-            if (list_send_page(op, i, cJSON_GetArrayItem(entry, 1)->valuestring) != 0) {
-                op->slots[i].state = MUX_SLOT_FAILED;
-                op->slots[i].error = mcplex_sprintf("target '%s' is unavailable", s->target_names[i]);
-                op->outstanding--;
-            }
-        }
-        cJSON_Delete(pending);
-    } else {
-        for (size_t i = 0; i < s->n_upstreams; i++) {
-            if (!mux_upstream_has_capability(&s->upstreams[i], cap))
-                continue;
-            op->slots[i].state = MUX_SLOT_PENDING;
-            op->outstanding++;
-            if (list_send_page(op, i, NULL) != 0) {
-                op->slots[i].state = MUX_SLOT_FAILED;
-                op->slots[i].error = mcplex_sprintf("target '%s' is unavailable", s->target_names[i]);
-                op->outstanding--;
-            }
+    /* The target the cursor continues (from its cursor) and every later one (first page). */
+    op->outstanding = 1; /* held while sending */
+    for (size_t i = first; i < s->n_upstreams; i++) {
+        if (!mux_upstream_has_capability(&s->upstreams[i], cap))
+            continue;
+        op->slots[i].state = MUX_SLOT_PENDING;
+        op->outstanding++;
+        if (list_send_page(op, i, i == first ? upstream_cursor : NULL) != 0) {
+            op->slots[i].state = MUX_SLOT_FAILED;
+            op->slots[i].error = mcplex_sprintf("target '%s' is unavailable", s->target_names[i]);
+            op->outstanding--;
         }
     }
-    if (op->outstanding == 0)
+    free(upstream_cursor);
+    if (--op->outstanding == 0)
         mux_list_finish(op);
 }

@@ -6,6 +6,18 @@
  */
 #include "mcp/mux-internal.h"
 
+/*
+ * The deadline of a routed call: the route's timeout (Envoy RouteAction.timeout), else the
+ * target's own timeout when the config sets one, else none (tools may run for long).
+ */
+static uint32_t
+mux_routed_deadline_ms(const mcplex_upstream_t *u)
+{
+    if (u->session->route_timeout_ms > 0)
+        return u->session->route_timeout_ms;
+    return u->target->timeout_set ? u->target->timeout_ms : 0;
+}
+
 /* ---- routed requests -------------------------------------------------------------------------- */
 
 void
@@ -21,6 +33,10 @@ mux_routed_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *msg)
     /* Pass the target's answer through with the client's id restored. */
     mcplex_jsonrpc_set_id(msg->root, op->client_id);
     text = mcplex_json_print(msg->root);
+    {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(msg->error, "code");
+        mux_op_observe(op, cJSON_IsNumber(code) ? (int)code->valuedouble : 0, strlen(text));
+    }
     mcplex_exchange_reply_json(op->ex, 200, text, strlen(text), s->id);
     free(text);
     op->ex = NULL;
@@ -170,7 +186,7 @@ mux_reinit_slot_result(mcplex_op_t *op, size_t slot, mcplex_jsonrpc_msg_t *msg)
     mcplex_session_list_changed(s, MCPLEX_LIST_CHANGED_TOOLS | MCPLEX_LIST_CHANGED_PROMPTS |
                                        MCPLEX_LIST_CHANGED_RESOURCES);
     op->kind = MUX_OP_ROUTED;
-    if (mux_upstream_call(u, op, slot, op->request, s->route_timeout_ms) != 0) {
+    if (mux_upstream_call(u, op, slot, op->request, mux_routed_deadline_ms(u)) != 0) {
         snprintf(message, sizeof(message), "target '%s' is unavailable", mux_target_name(u));
         mux_op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
     }
@@ -207,7 +223,7 @@ mux_shared_waiter_done(mcplex_op_t *op, size_t slot, int ok, const char *why)
             break;
         }
         op->kind = MUX_OP_ROUTED;
-        if (mux_upstream_call(u, op, slot, op->request, s->route_timeout_ms) != 0) {
+        if (mux_upstream_call(u, op, slot, op->request, mux_routed_deadline_ms(u)) != 0) {
             snprintf(message, sizeof(message), "target '%s' is unavailable", mux_target_name(u));
             mux_op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
         }
@@ -226,15 +242,19 @@ mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex
     mcplex_upstream_t *u;
     cJSON *params = msg->params;
     const cJSON *token;
+    char *client_name = NULL;
 
     if (!cJSON_IsObject(params)) {
         mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INVALID_PARAMS, "Missing params", NULL,
                                     s->id);
         return;
     }
+    client_name = mcplex_strdup(mux_json_string(params, strncmp(msg->method, "resources/", 10) == 0 ? "uri"
+                                                                                                : "name"));
     idx = route_target(s, msg->method, params, &code, message, sizeof(message));
     if (idx < 0) {
         mcplex_exchange_reply_error(ex, 200, msg->id_raw, code, message, NULL, s->id);
+        free(client_name);
         return;
     }
     u = &s->upstreams[idx];
@@ -243,8 +263,9 @@ mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex
         const char *exposed = mux_json_string(params, "name");
         const char *own = mcplex_curation_resolve(u->target, exposed);
         if (own == NULL) {
-            snprintf(message, sizeof(message), "Unknown tool: %s", mux_json_string(msg->params, "name"));
+            snprintf(message, sizeof(message), "Unknown tool: %s", client_name != NULL ? client_name : "");
             mcplex_exchange_reply_error(ex, 200, msg->id_raw, MCPLEX_JSONRPC_INVALID_PARAMS, message, NULL, s->id);
+            free(client_name);
             return;
         }
         if (own != exposed) {
@@ -254,6 +275,8 @@ mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex
         }
     }
     op = mux_op_create(s, MUX_OP_ROUTED, msg->method, msg->id_raw, ex);
+    op->name = client_name;
+    client_name = NULL;
     op->target = (size_t)idx;
     op->slots[idx].state = MUX_SLOT_PENDING;
     op->outstanding = 1;
@@ -287,6 +310,7 @@ mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex
             u->backoff_ms = MUX_RESTART_BACKOFF_MAX_MS;
         u->restart_after_ms = now + u->backoff_ms;
         u->restarts++;
+        mcplex_mcp_stats_target_event(s->backend_name, mux_target_name(u), MCPLEX_MCP_TARGET_RESTART, u->failure);
         mcplex_log_info("mcp", "restarting target '%s' (%s)", mux_target_name(u), u->failure ? u->failure : "exited");
         mux_upstream_reinit(u, op);
         return;
@@ -297,7 +321,7 @@ mux_routed(mcplex_session_t *s, mcplex_jsonrpc_msg_t *msg, mcplex_exchange_t *ex
         mux_op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
         return;
     }
-    if (mux_upstream_call(u, op, (size_t)idx, op->request, s->route_timeout_ms) != 0) {
+    if (mux_upstream_call(u, op, (size_t)idx, op->request, mux_routed_deadline_ms(u)) != 0) {
         snprintf(message, sizeof(message), "target '%s' is unavailable", mux_target_name(u));
         mux_op_reply_error(op, MCPLEX_JSONRPC_INTERNAL_ERROR, message, NULL);
     }

@@ -86,8 +86,11 @@ shared_start(mcplex_shared_target_t *sh)
     }
     params = cJSON_CreateObject();
     cJSON_AddStringToObject(params, "protocolVersion", mcplex_mcp_protocol_versions[0]);
+    /* Server requests are relayed to the session that caused them (see mux_upstream.c). */
     caps = cJSON_AddObjectToObject(params, "capabilities");
-    (void)caps;
+    cJSON_AddObjectToObject(caps, "sampling");
+    cJSON_AddObjectToObject(caps, "elicitation");
+    cJSON_AddObjectToObject(caps, "roots");
     info = cJSON_AddObjectToObject(params, "clientInfo");
     cJSON_AddStringToObject(info, "name", "mcplex");
     cJSON_AddStringToObject(info, "version", MCPLEX_VERSION);

@@ -248,11 +248,25 @@ transport_on_message(void *owner, const char *json, size_t len)
         break;
     case MCPLEX_JSONRPC_REQUEST:
         if (u->shared != NULL) {
-            /* A shared child cannot tell whose request this would be: only ping is answered. */
+            /* A shared child's request belongs to the session whose call is the only one in
+             * flight on it; with several in flight nobody can tell, so it is refused. */
+            mcplex_upstream_call_t *only = NULL;
+            int several = 0;
+            for (mcplex_upstream_call_t *c = u->shared->calls; c != NULL; c = c->next) {
+                if (c->upstream == u || c->op == NULL)
+                    continue;
+                several = only != NULL;
+                only = c;
+            }
+            if (strcmp(msg.method, "ping") != 0 && only != NULL && !several) {
+                upstream_server_request(only->upstream, &msg);
+                break;
+            }
             upstream_send_text(u, strcmp(msg.method, "ping") == 0
                                       ? mcplex_jsonrpc_result_text(msg.id_raw, cJSON_CreateObject())
-                                      : mcplex_jsonrpc_error_text(msg.id_raw, MCPLEX_JSONRPC_METHOD_NOT_FOUND,
-                                                                  "not relayed from a shared child", NULL));
+                                      : mcplex_jsonrpc_error_text(msg.id_raw, MCPLEX_JSONRPC_INTERNAL_ERROR,
+                                                                  "mcplex cannot tell which session this "
+                                                                  "request of a shared target belongs to", NULL));
             break;
         }
         upstream_server_request(u, &msg);
@@ -317,6 +331,7 @@ transport_on_closed(void *owner, const char *reason)
     u->state = MCPLEX_UPSTREAM_FAILED;
     free(u->failure);
     u->failure = mcplex_strdup(reason != NULL ? reason : "closed");
+    mcplex_mcp_stats_target_event(u->session->backend_name, mux_target_name(u), MCPLEX_MCP_TARGET_FAILURE, u->failure);
     /* The owner still closes a dead transport (allowed from inside on_closed): it frees it. */
     if (u->transport != NULL) {
         mcplex_transport_close(u->transport);
@@ -354,7 +369,14 @@ mux_upstream_start(mcplex_upstream_t *u)
         u->transport = mcplex_http_transport_create(s->worker->base, t->name, pool, &t->http, 0, &mux_transport_cbs, u);
         break;
     case MCPLEX_TARGET_SSE:
-        snprintf(err, sizeof(err), "legacy HTTP+SSE targets are not supported yet");
+        pool = mcplex_worker_http_pool(s->worker, s->snapshot, t->http.cluster);
+        if (pool == NULL) {
+            snprintf(err, sizeof(err), "cluster '%s' has no endpoints", t->http.cluster);
+            break;
+        }
+        /* POSTs to a legacy server get a deadline: some never answer an unknown session. */
+        u->transport = mcplex_sse_transport_create(s->worker->base, t->name, pool, &t->http, t->timeout_ms,
+                                                   &mux_transport_cbs, u);
         break;
     }
     if (u->transport == NULL) {

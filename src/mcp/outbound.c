@@ -24,8 +24,13 @@
 
 /* Reconnect delay suggested to clients in priming events (ms). */
 #define OUTBOUND_RETRY_MS 1000
+/* A client that does not read: once this many bytes wait unsent on one of its streams, the
+ * stream is ended (the events stay in the replay buffer for Last-Event-ID). */
+#define OUTBOUND_MAX_PENDING_BYTES (4 * 1024 * 1024)
 /* Window in which list_changed of several targets collapse into one notification (ms). */
 #define OUTBOUND_LIST_CHANGED_MS 50
+
+static void server_stream_end(mcplex_session_t *s);
 
 struct mcplex_replay_event {
     struct mcplex_replay_event *next;
@@ -88,7 +93,16 @@ write_event(mcplex_session_t *s, mcplex_http_stream_t *http, uint64_t stream_key
     n = evbuffer_get_length(buf);
     text = (char *)evbuffer_pullup(buf, -1);
     replay_record(s, stream_key, seq, text, n);
-    rc = mcplex_http_stream_write(http, text, n);
+    if (http != NULL && mcplex_http_stream_pending_bytes(http) > OUTBOUND_MAX_PENDING_BYTES) {
+        /* Back-pressure: never buffer without bound for a client that does not read. */
+        mcplex_log_warn("mcp", "session %.12s...: client not reading stream %" PRIu64 "; ending it",
+                        s->id != NULL ? s->id : "-", stream_key);
+        if (http == s->server_stream)
+            server_stream_end(s);
+        evbuffer_free(buf);
+        return -1;
+    }
+    rc = http != NULL ? mcplex_http_stream_write(http, text, n) : 0;
     evbuffer_free(buf);
     return rc;
 }
@@ -119,6 +133,18 @@ start_event_stream(mcplex_exchange_t *ex, const char *session_id)
     return mcplex_http_stream_start(ex->stream, 200, hdrs, n);
 }
 
+/*
+ * An event of POST stream |key| whose connection is gone: kept for replay, and sent on the
+ * server stream if the client resumed this stream there (MCP "Resumability and Redelivery").
+ */
+static void
+broken_stream_event(mcplex_session_t *s, uint64_t key, const char *json, size_t len)
+{
+    mcplex_http_stream_t *to = s->resumed_key == key ? s->server_stream : NULL;
+
+    write_event(s, to, key, json, len);
+}
+
 int
 mcplex_exchange_send_event(mcplex_exchange_t *ex, const char *json, size_t len)
 {
@@ -128,8 +154,14 @@ mcplex_exchange_send_event(mcplex_exchange_t *ex, const char *json, size_t len)
         mcplex_session_send(s, json, len);
         return 0;
     }
-    if (ex->stream == NULL || s == NULL)
+    if (s == NULL)
         return -1;
+    if (ex->stream == NULL) {
+        if (!ex->streaming)
+            return -1; /* never was a stream: the caller uses the server stream */
+        broken_stream_event(s, ex->stream_key, json, len);
+        return 0;
+    }
     if (!ex->streaming) {
         if (start_event_stream(ex, s->id) != 0)
             return -1;
@@ -146,8 +178,10 @@ void mcplex_exchange__finish_stream(mcplex_exchange_t *ex, const char *json, siz
 void
 mcplex_exchange__finish_stream(mcplex_exchange_t *ex, const char *json, size_t len)
 {
-    if (ex->stream == NULL)
+    if (ex->stream == NULL) {
+        broken_stream_event(ex->session, ex->stream_key, json, len);
         return;
+    }
     write_event(ex->session, ex->stream, ex->stream_key, json, len);
     mcplex_http_stream_set_close_cb(ex->stream, NULL, NULL);
     mcplex_http_stream_finish(ex->stream);
@@ -187,7 +221,11 @@ heartbeat_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     /* A comment line keeps proxies and clients from timing the idle stream out. */
-    if (s->server_stream != NULL)
+    if (s->server_stream == NULL)
+        return;
+    if (mcplex_http_stream_pending_bytes(s->server_stream) > OUTBOUND_MAX_PENDING_BYTES)
+        server_stream_end(s); /* the client does not read */
+    else
         mcplex_http_stream_write(s->server_stream, ": keep-alive\n\n", 14);
 }
 
@@ -254,6 +292,9 @@ mcplex_session_open_server_stream(mcplex_session_t *s, mcplex_exchange_t *ex, co
         write_priming(s, s->server_stream, 0);
     }
     if (resume) {
+        /* A POST stream resumed here also gets the rest of its events, its answer included. */
+        if (key != 0)
+            s->resumed_key = key;
         /* Replay what the client missed on the stream it names, and only that stream. */
         for (struct mcplex_replay_event *ev = s->replay_head; ev != NULL; ev = ev->next)
             if (ev->stream_key == key && ev->seq > seq)

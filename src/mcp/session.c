@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/random.h"
+#include "admin/mcp_stats.h"
 #include "common/seal.h"
 #include "event/worker.h"
 #include "mcp/jsonrpc.h"
@@ -44,6 +45,7 @@ mcplex_exchange_create(mcplex_http_stream_t *stream, const mcplex_http_header_t 
     mcplex_exchange_t *ex = mcplex_calloc(1, sizeof(*ex));
 
     ex->stream = stream;
+    ex->started_us = mcplex_http_now_us();
     if (n_extra > 6)
         n_extra = 6;
     for (size_t i = 0; i < n_extra; i++) {
@@ -278,6 +280,7 @@ mcplex_session_register(mcplex_session_t *s)
     if (s->id == NULL)
         return -1;
     mcplex_strmap_put(&s->worker->sessions->by_id, s->id, s);
+    mcplex_mcp_stats_session_open(s->backend_name);
     return 0;
 }
 
@@ -323,8 +326,10 @@ mcplex_session_close(mcplex_session_t *s, const char *reason)
     s->closing = 1;
     if (s->id != NULL) {
         mcplex_session_t *registered = mcplex_strmap_get(&s->worker->sessions->by_id, s->id);
-        if (registered == s)
+        if (registered == s) {
             mcplex_strmap_remove(&s->worker->sessions->by_id, s->id);
+            mcplex_mcp_stats_session_close(s->backend_name);
+        }
         mcplex_log_info("mcp", "session %.12s... closed: %s", s->id, reason);
     }
     mcplex_mux_abort_all(s, MCPLEX_JSONRPC_CONNECTION_CLOSED, reason);

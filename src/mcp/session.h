@@ -52,6 +52,8 @@ typedef struct mcplex_exchange {
      * session's /sse stream as `event: message`. */
     int legacy;
     struct mcplex_session *session; /* for streaming and legacy answers; NULL otherwise */
+    uint64_t bytes_in;     /* request body bytes (access log) */
+    uint64_t started_us;   /* when the request arrived (mcplex_http_now_us; stats and access log) */
 } mcplex_exchange_t;
 
 /* Creates an exchange for |stream| with copies of |extra| response headers (at most 6). */
@@ -151,6 +153,7 @@ struct mcplex_session {
     int legacy_sse;                         /* a legacy HTTP+SSE session (/sse) */
     int modern;                             /* MCP 2026-07-28: one sessionless request, then closed */
     uint64_t cursor_salt;                   /* binds list cursors to this session */
+    uint64_t resumed_key;                   /* a POST stream the client resumed with GET (0: none) */
     int closing;
     time_t created;
     time_t last_used;

@@ -2,7 +2,8 @@
  * transport.h - target transports: how mcplex exchanges JSON-RPC messages with one upstream MCP
  * server (a "target"). Implementations: stdio (transport_stdio.c: a child process with
  * newline-delimited JSON-RPC) and streamable HTTP (transport_http.c: POST per message, JSON or
- * SSE replies, upstream Mcp-Session-Id). Legacy SSE targets come in issue 3.
+ * SSE replies, upstream Mcp-Session-Id) and legacy HTTP+SSE (transport_sse.c: one GET stream
+ * whose "endpoint" event names the URL every message is POSTed to).
  *
  * A transport is owned by one upstream session of one downstream session. Messages go in as
  * complete JSON texts; every message the target sends (responses, notifications, server
@@ -131,6 +132,47 @@ int mcplex_http_transport_open_stream(mcplex_transport_t *t);
  * session is rebuilt from a sealed client session id. No-op if |t| is not an HTTP transport.
  */
 void mcplex_http_transport_set_session_id(mcplex_transport_t *t, const char *session_id);
+
+/* ---- legacy HTTP+SSE targets (transport_sse.c) ---- */
+
+/*
+ * A legacy HTTP+SSE transport (MCP 2024-11-05 "HTTP with SSE") over |pool| (not owned; must
+ * outlive the transport): GET |cfg|'s path (default "/sse") with Accept text/event-stream and no
+ * timeout, started from a zero-timeout event (never inside this call). The first "endpoint"
+ * event names the message URL (resolved with mcplex_sse_resolve_endpoint(); another origin ends
+ * the transport); sends wait in order until then, then each is one POST of the message
+ * (Content-Type application/json, MCP-Protocol-Version once set, cfg->headers), one at a time
+ * until the previous POST has its response headers. A 2xx answer (202 expected) is success; any
+ * other status, a connection error or |timeout_ms| (per POST; 0 = 10 s, which also bounds the wait
+ * for the endpoint event) is on_send_failed for that tag. Every "message" (or unnamed) event is
+ * on_message (a batch array element by element). The GET failing, ending, or answering anything
+ * but 200 text/event-stream is on_closed. close() cancels the GET and every POST (closing the
+ * stream ends the legacy session; there is no DELETE). Thread: the pool's worker. Never NULL.
+ */
+mcplex_transport_t *mcplex_sse_transport_create(struct event_base *base, const char *target_name,
+                                                struct mcplex_http_pool *pool,
+                                                const struct mcplex_http_target *cfg, uint32_t timeout_ms,
+                                                const mcplex_transport_cbs_t *cbs, void *owner);
+
+/*
+ * The message endpoint (path and query) an SSE transport has learned from its "endpoint" event,
+ * or NULL (none yet, or |t| is not an SSE transport). Valid until the next callback or close().
+ */
+const char *mcplex_sse_transport_endpoint(const mcplex_transport_t *t);
+
+/*
+ * Resolves the data of an "endpoint" event (|ref|: an absolute URL, "//authority/path", an
+ * absolute or relative path, or a query) against the SSE URL, per RFC 3986 section 5.2 (merge,
+ * remove_dot_segments; the fragment is dropped). The SSE URL is scheme http (|tls| 0) or https,
+ * |authority| (the Host sent; NULL = unknown: any authority is taken, since requests always go to
+ * the same cluster anyway), and |sse_path| (path and optional query). A reference on another
+ * origin (scheme, or host:port after lower-casing and dropping the default port; same rule as
+ * the SDK's SSEClientTransport), with userinfo, spaces or control characters is refused.
+ * Returns the request target to POST to ("/path?query", malloc'ed, caller frees), or NULL with a
+ * message in |err|. Pure code, any thread.
+ */
+char *mcplex_sse_resolve_endpoint(const char *sse_path, int tls, const char *authority, const char *ref,
+                                  char *err, size_t err_len);
 
 /*
  * Walks the elements of a top-level JSON array (a JSON-RPC batch) without parsing them, so ids

@@ -22,6 +22,8 @@
  */
 #include "mcp/transport.h"
 
+#include "admin/server_stats.h" /* cluster stats (issue 7) */
+#include "admin/stats.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "config/model.h"
@@ -67,6 +69,7 @@ typedef struct http_post {
     int starting; /* inside mcplex_http_client_request() */
     int ended;    /* the client ended the request (on_complete/on_error) */
     int is_stream; /* the GET server stream, not a POST */
+    uint64_t started_us; /* stats (issue 7): a counted POST's start, 0 = not counted */
 } http_post_t;
 
 struct http_transport {
@@ -90,6 +93,7 @@ struct http_transport {
     int stream_unsupported;  /* the target answered 405: it offers no server stream */
     char *last_event_id;     /* resumption point for the next GET */
     struct event *reopen;
+    const mcplex_cluster_stats_t *cstats; /* cluster.<name>.upstream_rq_* (issue 7), or NULL */
 };
 
 static const mcplex_transport_ops_t http_ops;
@@ -181,6 +185,14 @@ static void
 post_unlink_free(http_post_t *p)
 {
     http_transport_t *t = p->t;
+
+    /* stats (issue 7): every counted POST ends here exactly once */
+    if (p->started_us != 0 && t->cstats != NULL) {
+        mcplex_stat_dec(t->cstats->upstream_rq_active);
+        mcplex_stat_record(t->cstats->upstream_rq_time, (double)(mcplex_http_now_us() - p->started_us) / 1000.0);
+        if (p->status >= 100 && p->status < 600)
+            mcplex_stat_inc(t->cstats->upstream_rq_xx[p->status / 100 - 1]);
+    }
 
     if (t->stream == p)
         t->stream = NULL;
@@ -430,6 +442,8 @@ on_error(void *arg, const char *reason)
         stream_ended(p);
         return;
     }
+    if (p->started_us != 0 && t->cstats != NULL && reason != NULL && strcmp(reason, "timeout") == 0)
+        mcplex_stat_inc(t->cstats->upstream_rq_timeout); /* stats (issue 7) */
     t->in_cb++;
     send_failed(p, 0, reason != NULL ? reason : "upstream error");
     t->in_cb--;
@@ -582,6 +596,11 @@ http_send(mcplex_transport_t *base, const char *json, size_t len, uint64_t tag)
         t->posts->prev = p;
     t->posts = p;
     h = build_headers(t, 1, &n);
+    if (t->cstats != NULL) { /* stats (issue 7) */
+        p->started_us = mcplex_http_now_us();
+        mcplex_stat_inc(t->cstats->upstream_rq_total);
+        mcplex_stat_add(t->cstats->upstream_rq_active, 1);
+    }
     p->starting = 1;
     p->req = mcplex_http_client_request(t->pool, "POST", t->path, t->authority, h, n, json, len,
                                         t->timeout_ms, &post_cbs, p);
@@ -646,6 +665,8 @@ mcplex_http_transport_create(struct event_base *base, const char *target_name, s
     t->path = mcplex_strdup(cfg->path != NULL && cfg->path[0] != '\0' ? cfg->path : "/mcp");
     t->authority = mcplex_strdup(cfg->authority);
     t->timeout_ms = timeout_ms;
+    if (cfg->cluster != NULL)
+        t->cstats = mcplex_cluster_stats_get(cfg->cluster); /* stats (issue 7) */
     if (cfg->n_headers > 0) {
         t->extra = mcplex_calloc(cfg->n_headers, sizeof(*t->extra));
         for (size_t i = 0; i < cfg->n_headers; i++) {

@@ -7,11 +7,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admin/server_stats.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "event/handoff.h"
 #include "event/worker.h"
 #include "mcp/endpoint.h"
+#include "mcp/session.h"
 #include "router/cors.h"
+#include "router/origin.h" /* origin (issue 3) */
 
 /* ---- matching ----------------------------------------------------------------------------------- */
 
@@ -119,6 +123,15 @@ respond_text(mcplex_http_stream_t *stream, int status, const char *text, const m
     mcplex_http_stream_respond(stream, status, hdrs, n, text, strlen(text));
 }
 
+/* Does |req| belong to a session this worker serves? */
+static int
+has_live_session(mcplex_worker_t *w, const mcplex_http_request_t *req)
+{
+    const char *sid = mcplex_http_request_header(req, "mcp-session-id");
+
+    return sid != NULL && mcplex_session_find(w->sessions, sid) != NULL;
+}
+
 /* Does the route lead to MCP backends only? */
 static int
 route_is_mcp(const mcplex_snapshot_t *s, const mcplex_route_t *r)
@@ -140,6 +153,8 @@ mcplex_hcm_handle(void *ctx, mcplex_http_stream_t *stream, const mcplex_http_req
     mcplex_worker_t *w = lctx->worker;
     mcplex_snapshot_t *snap = mcplex_snapshot_ref(w->snapshot);
     const mcplex_listener_cfg_t *l = find_listener(snap, lctx->listener_name);
+    /* the HCM of the connection's filter chain (issue 4) */
+    const mcplex_hcm_t *hcm = l != NULL ? mcplex_listener_chain_hcm(l, lctx->filter_chain) : NULL;
     const mcplex_virtual_host_t *vh;
     const mcplex_route_t *route;
     mcplex_cors_result_t cors;
@@ -147,17 +162,31 @@ mcplex_hcm_handle(void *ctx, mcplex_http_stream_t *stream, const mcplex_http_req
     char name[256];
 
     memset(&cors, 0, sizeof(cors));
+    /* Worker threads (issue 6): a session another worker owns is served there. */
+    if (mcplex_handoff_maybe(lctx, stream, req))
+        goto done;
+    mcplex_server_stats_hcm_request(stream, req, snap, l); /* stats and access log (issue 7) */
     if (l == NULL) {
         respond_text(stream, 503, "listener is draining\n", NULL);
         goto done;
     }
-    vh = mcplex_hcm_match_vhost(&l->hcm.route_config, req->authority);
+    vh = mcplex_hcm_match_vhost(&hcm->route_config, req->authority);
     route = vh != NULL ? mcplex_hcm_match_route(vh, req->path) : NULL;
     if (route == NULL) {
         respond_text(stream, 404, "no route matched\n", NULL);
         goto done;
     }
-    if (l->hcm.cors_filter)
+    /* --- origin (issue 3): DNS rebinding protection, before CORS (a rejected origin's preflight
+     * gets 403 and no CORS headers) --- */
+    if (mcplex_origin_check(route->origin, route->cors, l->address, req->authority,
+                            mcplex_http_request_header(req, "origin"), name, sizeof(name))
+        != MCPLEX_ORIGIN_OK) {
+        mcplex_log_debug("hcm", "403 for %s %s: %s", req->method, req->path, name);
+        mcplex_origin_respond_forbidden(stream, name);
+        goto done;
+    }
+    /* --- end origin --- */
+    if (hcm->cors_filter)
         mcplex_cors_evaluate(route->cors, req, &cors);
     if (cors.preflight) {
         mcplex_http_stream_respond(stream, 200, cors.headers, cors.n_headers, NULL, 0);
@@ -171,13 +200,15 @@ mcplex_hcm_handle(void *ctx, mcplex_http_stream_t *stream, const mcplex_http_req
     rc.worker = w;
     rc.snapshot = snap;
     rc.route = route;
-    if (!route_is_mcp(snap, route)) {
-        if (l->hcm.mcp_router == NULL) {
+    /* A request of an existing session goes to its session (which holds its own backend), even
+     * while the route's clusters are being changed by a config update. */
+    if (!route_is_mcp(snap, route) && !has_live_session(w, req)) {
+        if (hcm->mcp_router == NULL) {
             respond_text(stream, 503, "route does not lead to an MCP backend\n", &cors);
             goto done;
         }
         snprintf(name, sizeof(name), "%s/mcp_router", l->name);
-        rc.mcp_router = l->hcm.mcp_router;
+        rc.mcp_router = hcm->mcp_router;
         rc.mcp_router_name = name;
     }
     mcplex_mcp_endpoint_handle(&rc, stream, req, cors.headers, cors.n_headers);

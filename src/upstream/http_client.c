@@ -50,6 +50,9 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "upstream/h2_client.h" /* HTTP/2 (issue 4) */
+#include "net/conn_io.h"         /* TLS (issue 4) */
+#include "net/tls.h"             /* TLS (issue 4) */
 
 #define LOG_COMP "upstream"
 
@@ -77,6 +80,7 @@ typedef struct hc_endpoint {
     int addr_len;
     struct hc_conn_list idle; /* most recently used first */
     uint32_t n_idle;
+    mcplex_h2_client_t *h2;   /* HTTP/2 (issue 4): the endpoint's connection, or NULL */
 } hc_endpoint_t;
 
 struct hc_conn {
@@ -135,6 +139,7 @@ struct mcplex_http_client_req {
     size_t n_spans, spans_cap;
     enum hc_hdr_state hstate;
     const char *parse_error; /* set by a parser callback that refuses the response */
+    mcplex_h2_client_stream_t *h2s; /* HTTP/2 (issue 4): the request's stream, or NULL */
     TAILQ_ENTRY(mcplex_http_client_req) link; /* pool->reqs, or pool->dead_reqs */
 };
 
@@ -152,6 +157,11 @@ struct mcplex_http_pool {
     struct hc_req_list dead_reqs;
     int depth;                      /* nesting of entry points on the stack */
     bool destroyed;
+    /* HTTP/2 (issue 4): cfg->http2, and replaced connections not yet closed */
+    bool http2;
+    struct mcplex_tls_ctx *tls;     /* TLS (issue 4): a reference, or NULL for plain TCP */
+    mcplex_h2_client_t **h2_retired;
+    size_t n_h2_retired;
     uint64_t next_conn_id;
 };
 
@@ -266,6 +276,8 @@ pool_leave(mcplex_http_pool_t *pool)
     if (!pool->destroyed)
         return;
     MCPLEX_BUG_ON(!TAILQ_EMPTY(&pool->conns) || !TAILQ_EMPTY(&pool->reqs));
+    free(pool->h2_retired); /* HTTP/2 (issue 4): its connections were closed by destroy */
+    mcplex_tls_ctx_unref(pool->tls); /* TLS (issue 4) */
     for (size_t i = 0; i < pool->n_eps; i++) {
         free(pool->eps[i].host);
         free(pool->eps[i].host_header);
@@ -324,11 +336,24 @@ conn_start_io(hc_conn_t *conn)
                  evutil_socket_error_to_string(err));
         goto fail;
     }
+    /* --- TLS (issue 4): the socket goes to the TLS layer; the codec gets the plaintext end --- */
+    if (pool->tls != NULL) {
+        struct bufferevent *plain = mcplex_tls_client_wrap(pool->base, conn->bev, 0, pool->tls, NULL,
+                                                           pool->connect_timeout_ms);
+        conn->bev = plain; /* the socket bufferevent now belongs to the TLS layer (freed by it on failure) */
+        if (plain == NULL) {
+            snprintf(conn->fail_reason, sizeof(conn->fail_reason), "connect failed: TLS setup");
+            goto fail;
+        }
+        bufferevent_setcb(conn->bev, conn_read_cb, NULL, conn_event_cb, conn);
+        bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+    }
+    /* --- end TLS --- */
     return 0;
 
 fail:
     if (conn->bev != NULL) {
-        bufferevent_free(conn->bev);
+        mcplex_conn_io_free(conn->bev);
         conn->bev = NULL;
     }
     return -1;
@@ -381,7 +406,7 @@ conn_close(hc_conn_t *conn)
         conn->req = NULL;
     }
     if (conn->bev != NULL) {
-        bufferevent_free(conn->bev);
+        mcplex_conn_io_free(conn->bev); /* TLS (issue 4): also ends the TLS layer below */
         conn->bev = NULL;
     }
     evtimer_del(conn->timer);
@@ -452,6 +477,10 @@ req_end(mcplex_http_client_req_t *req)
     if (req->conn != NULL) {
         req->conn->req = NULL;
         req->conn = NULL;
+    }
+    if (req->h2s != NULL) { /* HTTP/2 (issue 4): no more callbacks from the stream */
+        mcplex_h2_client_cancel(req->h2s);
+        req->h2s = NULL;
     }
     if (req->timer != NULL)
         evtimer_del(req->timer);
@@ -853,6 +882,167 @@ endpoint_init(hc_endpoint_t *ep, const mcplex_http_endpoint_t *cfg, struct evdns
     return 0;
 }
 
+/* ---- HTTP/2 (issue 4): requests as streams of one h2c connection per endpoint ------------------ */
+
+static void
+h2_req_on_headers(void *arg, int status, const mcplex_http_header_t *hdrs, size_t n_hdrs)
+{
+    mcplex_http_client_req_t *req = arg;
+    mcplex_http_pool_t *pool = req->pool;
+
+    pool_enter(pool);
+    req->got_bytes = true;
+    req->headers_done = true;
+    if (!req->dead && req->cbs.on_headers != NULL)
+        req->cbs.on_headers(req->arg, status, hdrs, n_hdrs);
+    pool_leave(pool);
+}
+
+static void
+h2_req_on_body(void *arg, const char *data, size_t len)
+{
+    mcplex_http_client_req_t *req = arg;
+    mcplex_http_pool_t *pool = req->pool;
+
+    pool_enter(pool);
+    if (!req->dead && req->cbs.on_body != NULL && !req->is_head)
+        req->cbs.on_body(req->arg, data, len);
+    pool_leave(pool);
+}
+
+static void
+h2_req_on_complete(void *arg)
+{
+    mcplex_http_client_req_t *req = arg;
+    mcplex_http_pool_t *pool = req->pool;
+
+    pool_enter(pool);
+    req->h2s = NULL; /* ended by the stream itself */
+    if (!req->dead) {
+        req_end(req);
+        if (req->cbs.on_complete != NULL)
+            req->cbs.on_complete(req->arg);
+    }
+    pool_leave(pool);
+}
+
+static void
+h2_req_on_error(void *arg, const char *reason)
+{
+    mcplex_http_client_req_t *req = arg;
+    mcplex_http_pool_t *pool = req->pool;
+
+    pool_enter(pool);
+    req->h2s = NULL;
+    if (!req->dead) {
+        req_end(req);
+        mcplex_log_debug(LOG_COMP, "%s %s failed: %s", req->method, req->path, reason);
+        if (req->cbs.on_error != NULL)
+            req->cbs.on_error(req->arg, reason);
+    }
+    pool_leave(pool);
+}
+
+static const mcplex_http_client_cbs_t h2_req_cbs = {
+    .on_headers = h2_req_on_headers,
+    .on_body = h2_req_on_body,
+    .on_complete = h2_req_on_complete,
+    .on_error = h2_req_on_error,
+};
+
+/* Closes replaced connections that have no stream left. */
+static void
+h2_pool_collect(mcplex_http_pool_t *pool)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < pool->n_h2_retired; i++) {
+        if (mcplex_h2_client_dead(pool->h2_retired[i]))
+            mcplex_h2_client_close(pool->h2_retired[i], "connection replaced");
+        else
+            pool->h2_retired[k++] = pool->h2_retired[i];
+    }
+    pool->n_h2_retired = k;
+}
+
+static void
+h2_pool_close_all(mcplex_http_pool_t *pool)
+{
+    for (size_t i = 0; i < pool->n_eps; i++) {
+        if (pool->eps[i].h2 != NULL)
+            mcplex_h2_client_close(pool->eps[i].h2, NULL);
+        pool->eps[i].h2 = NULL;
+    }
+    for (size_t i = 0; i < pool->n_h2_retired; i++)
+        mcplex_h2_client_close(pool->h2_retired[i], NULL);
+    pool->n_h2_retired = 0;
+}
+
+/* The endpoint's HTTP/2 connection, opened (or replaced, when it failed or got GOAWAY) as needed. */
+static mcplex_h2_client_t *
+h2_pool_conn(mcplex_http_pool_t *pool, hc_endpoint_t *ep)
+{
+    struct bufferevent *bev;
+    char label[128];
+    int rc;
+
+    h2_pool_collect(pool);
+    if (ep->h2 != NULL && mcplex_h2_client_usable(ep->h2))
+        return ep->h2;
+    if (ep->h2 != NULL) {
+        if (mcplex_h2_client_dead(ep->h2)) {
+            mcplex_h2_client_close(ep->h2, "connection replaced");
+        } else {
+            pool->h2_retired =
+                mcplex_realloc(pool->h2_retired, (pool->n_h2_retired + 1) * sizeof(*pool->h2_retired));
+            pool->h2_retired[pool->n_h2_retired++] = ep->h2;
+        }
+        ep->h2 = NULL;
+    }
+    bev = bufferevent_socket_new(pool->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (bev == NULL)
+        return NULL;
+    if (ep->is_literal)
+        rc = bufferevent_socket_connect(bev, (struct sockaddr *)&ep->addr, ep->addr_len);
+    else
+        rc = bufferevent_socket_connect_hostname(bev, pool->dns, AF_UNSPEC, ep->host, ep->port);
+    if (rc != 0) {
+        bufferevent_free(bev);
+        return NULL;
+    }
+    if (pool->tls != NULL) {
+        /* h2 over TLS: the codec gets the plaintext end; ALPN is the UpstreamTlsContext's list. */
+        bev = mcplex_tls_client_wrap(pool->base, bev, 0, pool->tls, NULL, pool->connect_timeout_ms);
+        if (bev == NULL)
+            return NULL; /* the socket bufferevent was freed by the TLS layer */
+    }
+    snprintf(label, sizeof(label), "%s:%u", ep->host, (unsigned)ep->port);
+    mcplex_log_debug(LOG_COMP, "h2 %s: connecting", label);
+    ep->h2 = mcplex_h2_client_create(pool->base, bev, label, pool->connect_timeout_ms);
+    return ep->h2;
+}
+
+/* Sends |req| as a stream of |ep|'s HTTP/2 connection; a failure is reported from the event loop. */
+static void
+h2_pool_dispatch(mcplex_http_pool_t *pool, hc_endpoint_t *ep, mcplex_http_client_req_t *req,
+                 const mcplex_http_header_t *hdrs, size_t n_hdrs, const void *body, size_t body_len)
+{
+    mcplex_h2_client_t *c = h2_pool_conn(pool, ep);
+
+    if (c != NULL)
+        req->h2s = mcplex_h2_client_request(c, req->method, req->path,
+                                            req->authority != NULL ? req->authority : ep->host_header, hdrs,
+                                            n_hdrs, body, body_len, &h2_req_cbs, req);
+    if (req->h2s == NULL) {
+        /* No callback inside mcplex_http_client_request(): fail from the request timer, at once. */
+        if (req->timer == NULL) {
+            req->timer = evtimer_new(pool->base, req_timer_cb, req);
+            MCPLEX_BUG_ON(req->timer == NULL);
+        }
+        event_active(req->timer, EV_TIMEOUT, 1);
+    }
+}
+
 mcplex_http_pool_t *
 mcplex_http_pool_create(struct event_base *base, struct evdns_base *dns, const mcplex_http_pool_config_t *cfg)
 {
@@ -866,6 +1056,8 @@ mcplex_http_pool_create(struct event_base *base, struct evdns_base *dns, const m
     pool->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
     pool->max_idle = cfg->max_idle_per_endpoint ? cfg->max_idle_per_endpoint : DEFAULT_MAX_IDLE;
     pool->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
+    pool->http2 = cfg->http2 != 0; /* HTTP/2 (issue 4) */
+    pool->tls = mcplex_tls_ctx_ref(cfg->tls); /* TLS (issue 4) */
     TAILQ_INIT(&pool->conns);
     TAILQ_INIT(&pool->dead_conns);
     TAILQ_INIT(&pool->reqs);
@@ -884,6 +1076,7 @@ fail:
         free(pool->eps[i].host_header);
     }
     free(pool->eps);
+    mcplex_tls_ctx_unref(pool->tls); /* TLS (issue 4) */
     free(pool);
     return NULL;
 }
@@ -905,6 +1098,7 @@ mcplex_http_pool_destroy(mcplex_http_pool_t *pool)
     }
     while ((conn = TAILQ_FIRST(&pool->conns)) != NULL)
         conn_close(conn);
+    h2_pool_close_all(pool); /* HTTP/2 (issue 4) */
     pool_leave(pool); /* frees the pool unless a callback of it is on the stack */
 }
 
@@ -972,6 +1166,11 @@ mcplex_http_client_request(mcplex_http_pool_t *pool, const char *method, const c
     }
     ep = endpoint_pick(pool);
     req->ep = ep;
+    if (pool->http2) { /* HTTP/2 (issue 4) */
+        h2_pool_dispatch(pool, ep, req, hdrs, n_hdrs, body, body_len);
+        pool_leave(pool);
+        return req;
+    }
     conn = TAILQ_FIRST(&ep->idle);
     if (conn == NULL)
         conn = conn_new(pool, ep);

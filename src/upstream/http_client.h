@@ -32,6 +32,15 @@ typedef struct mcplex_http_pool_config {
     uint32_t connect_timeout_ms;  /* default 5000 */
     uint32_t max_idle_per_endpoint; /* idle keep-alive connections kept per endpoint; default 16 */
     uint32_t idle_timeout_ms;     /* an idle pooled connection is closed after this; default 60000 */
+    /* HTTP/2 (issue 4): nonzero = HTTP/2 with prior knowledge (h2c; over TLS when |tls| is set, with
+     * the context's ALPN list, which should offer "h2"), one connection per endpoint
+     * multiplexing every request as a stream (h2_client.h); a connection that got GOAWAY or
+     * failed is replaced on the next request. The request API below is the same. */
+    int http2;
+    /* TLS (issue 4): non-NULL = every HTTP/1.1 connection runs TLS with this client context
+     * (src/net/tls.h; the pool takes a reference): its sni is sent and checked unless insecure.
+     * Connect failures and handshake failures both end requests with on_error("connect failed: ..."). */
+    struct mcplex_tls_ctx *tls;
 } mcplex_http_pool_config_t;
 
 /* Creates a pool. |dns| may be NULL when every host is an IP literal. Returns NULL on bad

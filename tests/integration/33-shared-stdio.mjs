@@ -35,7 +35,7 @@ binds:
             stdio: {cmd: ${J(everything.cmd)}, args: ${J(everything.args)}, shared: true}
           - name: tiny
             stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}}
-`, { port });
+`, { port, args: ["--concurrency", "1"] }); // shared children are per worker: one worker here
   const sessions = [];
   for (let i = 0; i < 3; i++) sessions.push(await connect(mx.url));
   const procs = descendants(mx.pid);

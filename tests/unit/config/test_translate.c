@@ -1045,10 +1045,63 @@ test_error_format_detection(void **state)
     mcplex_errors_dispose(&errs);
 }
 
+/* --- HTTP/2 (issue 4): http2_protocol_options and drain_timeout of an HCM --- */
+#define H2_HCM_YAML(opts)                                                                                    \
+    "static_resources:\n"                                                                                    \
+    "  listeners:\n"                                                                                         \
+    "  - name: l\n"                                                                                          \
+    "    address: {socket_address: {address: 127.0.0.1, port_value: 3000}}\n"                               \
+    "    filter_chains:\n"                                                                                   \
+    "    - filters:\n"                                                                                       \
+    "      - name: hcm\n"                                                                                    \
+    "        typed_config:\n"                                                                                \
+    "          \"@type\": " TU "envoy.extensions.filters.network.http_connection_manager.v3."                  \
+    "HttpConnectionManager\n"                                                                                \
+    "          stat_prefix: s\n" opts                                                                       \
+    "          route_config: {virtual_hosts: [{name: v, domains: [\"*\"], routes: [{match: {prefix: /},"     \
+    " direct_response: {status: 200}}]}]}\n"                                                                 \
+    "          http_filters:\n"                                                                              \
+    "          - name: envoy.filters.http.router\n"                                                          \
+    "            typed_config: {\"@type\": " TU "envoy.extensions.filters.http.router.v3.Router}\n"
+
+static void
+test_hcm_http2_options(void **state)
+{
+    static const char yaml[] = H2_HCM_YAML(
+        "          drain_timeout: 2.5s\n"
+        "          http2_protocol_options: {max_concurrent_streams: 7, initial_stream_window_size: 70000,"
+        " initial_connection_window_size: 1048576, hpack_table_size: 4096}\n");
+    static const char defaults[] = H2_HCM_YAML("");
+    static const char bad[] = H2_HCM_YAML(
+        "          http2_protocol_options: {max_concurrent_streams: 0, initial_stream_window_size: 100}\n");
+    static const char *const bad_paths[] = {
+        "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http2_protocol_options."
+        "max_concurrent_streams",
+        "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http2_protocol_options."
+        "initial_stream_window_size",
+        NULL};
+    mcplex_snapshot_t *s;
+
+    (void)state;
+    s = load_ok(yaml);
+    assert_int_equal(s->listeners[0].hcm.http2_max_concurrent_streams, 7);
+    assert_int_equal(s->listeners[0].hcm.http2_initial_stream_window_size, 70000);
+    assert_int_equal(s->listeners[0].hcm.http2_initial_connection_window_size, 1048576);
+    assert_int_equal(s->listeners[0].hcm.drain_timeout_ms, 2500);
+    mcplex_snapshot_unref(s);
+    s = load_ok(defaults);
+    assert_int_equal(s->listeners[0].hcm.http2_max_concurrent_streams, 0); /* the codec's default */
+    assert_int_equal(s->listeners[0].hcm.drain_timeout_ms, 5000);
+    mcplex_snapshot_unref(s);
+    load_fails_with(bad, bad_paths, 2);
+}
+/* --- end HTTP/2 --- */
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hcm_http2_options), /* HTTP/2 (issue 4) */
         cmocka_unit_test(test_mcp_router_static_clusters),
         cmocka_unit_test(test_mcplex_backend_typed),
         cmocka_unit_test(test_mcplex_backend_typed_struct),
