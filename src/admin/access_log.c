@@ -340,6 +340,7 @@ mcplex_access_log_exchange(mcplex_http_stream_t *stream, const mcplex_access_log
     if (lgs != NULL) {
         for (size_t i = 0; i < n; i++)
             mcplex_access_logger_write(lgs[i], &copy);
+        stream->exchange_logged = 1; /* its JSON-RPC line says all the HTTP line would */
         return;
     }
     if (stream != NULL)

@@ -2,7 +2,8 @@
  * access_log.h - access logs: Envoy's HCM access_log with the file sink
  * (envoy.access_loggers.file, envoy.extensions.access_loggers.file.v3.FileAccessLog: path, and
  * format / log_format.text_format / json_format / log_format.json_format), one line per HTTP
- * request (logged by the HCM) and one per JSON-RPC exchange (logged by the MCP layer).
+ * JSON-RPC exchange (logged by the MCP layer, with the MCP fields) and one per other HTTP
+ * request (logged by the HCM: plain routes, rejected or malformed requests, DELETE, GET streams).
  *
  * Format: Envoy's command operators, the subset mcplex knows: %START_TIME%, %REQ(H)% (":METHOD",
  * ":PATH", ":AUTHORITY", or any request header), %PROTOCOL%, %RESPONSE_CODE%, %RESPONSE_FLAGS%,

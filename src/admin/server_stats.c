@@ -317,7 +317,7 @@ hcm_complete(void *arg, mcplex_http_stream_t *stream, int status, uint64_t body_
         mcplex_stat_inc(b->rq_xx[status / 100 - 1]);
     mcplex_stat_inc(b->rq_completed);
     mcplex_stat_record(b->rq_time, ms);
-    if (b->n_loggers > 0) {
+    if (b->n_loggers > 0 && !stream->exchange_logged) {
         mcplex_access_log_entry_t e;
         const mcplex_http_request_t *req = stream->observed_req;
         memset(&e, 0, sizeof(e));

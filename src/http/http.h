@@ -125,6 +125,7 @@ struct mcplex_http_stream {
     uint64_t started_us;
     int resp_status;
     uint64_t resp_bytes;
+    int exchange_logged; /* the MCP layer logged this request as a JSON-RPC exchange */
 };
 
 /*
