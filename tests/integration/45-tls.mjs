@@ -10,7 +10,8 @@
 //   gets h2 by ALPN where the chain offers it; openssl
 //   s_client -servername sees each chain's certificate and the ALPN;
 //   A: mcp_router to B through a cluster with an UpstreamTlsContext (trusted_ca, sni) - the
-//      HTTPS target's tools called through A; a wrong CA fails cleanly;
+//      HTTPS target's tools called through A; the same over HTTP/2 (h2 by ALPN,
+//      two sessions on one connection); a wrong CA fails cleanly;
 //   the agentgateway-style file: `mcp: {host: https://localhost:.../mcp}` with the system roots
 //   (here SSL_CERT_FILE=ca.crt), with `policies: {backendTLS: {root}}` and with {insecure: true};
 //   config errors: a missing certificate file, identical filter chain matches; garbage instead
@@ -248,7 +249,7 @@ test("garbage instead of a ClientHello, and a half handshake: mcplex stays up", 
 }, { timeout: 30000 });
 
 // A: mcp_router to B over TLS (UpstreamTlsContext with trusted_ca and sni).
-const routerToB = (port, ca, sni) => `# mcp_router to an HTTPS target
+const routerToB = (port, ca, sni, h2 = false) => `# mcp_router to an HTTPS target
 static_resources:
   listeners:
   - name: mcp
@@ -276,13 +277,19 @@ static_resources:
   clusters:
   - name: behind
     type: STATIC
-    connect_timeout: 2s
+    connect_timeout: 2s${h2 ? `
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options: {}` : ""}
     transport_socket:
       name: envoy.transport_sockets.tls
       typed_config:
         "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
         sni: ${sni}
-        common_tls_context:
+        common_tls_context:${h2 ? `
+          alpn_protocols: [h2]` : ""}
           validation_context:
             trusted_ca: {filename: ${J(ca)}}
     load_assignment:
@@ -301,6 +308,28 @@ test("an HTTPS target: mcp_router through an UpstreamTlsContext (trusted_ca, sni
   } finally {
     await c.close();
   }
+}, { timeout: 45000 });
+
+test("an HTTP/2 + TLS target: h2 by ALPN, two sessions on one connection", async () => {
+  const pa = await freePort();
+  const a = await startMcplex(routerToB(pa, file("ca.crt"), "a.example.com", true),
+    { port: pa, flag: "-c", name: "mcplex-to-h2-tls" });
+  const c1 = await connectClient(a.url);
+  const c2 = await connectClient(a.url);
+  try {
+    for (const c of [c1, c2]) {
+      const tools = names((await c.client.listTools()).tools);
+      assert.ok(tools.includes("whoami"), `tools: ${tools}`);
+      assert.equal(textOf(await c.client.callTool({ name: "whoami", arguments: {} })), "chain-a", "SNI a.example.com");
+    }
+  } finally {
+    await c1.close();
+    await c2.close();
+  }
+  const logA = fs.readFileSync(a.logFile, "utf8");
+  assert.match(logA, /h2 127\.0\.0\.1:\d+: connected/, "A reached B over HTTP/2 inside TLS");
+  assert.equal((logA.match(/h2 127\.0\.0\.1:\d+: connecting/g) ?? []).length, 1, "one connection, many streams");
+  assert.equal(B.exitInfo, null);
 }, { timeout: 45000 });
 
 test("an HTTPS target with an untrusted certificate fails cleanly", async () => {
