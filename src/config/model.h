@@ -223,6 +223,10 @@ typedef struct mcplex_route {
     uint32_t timeout_ms;  /* route.timeout; 0 = none */
     mcplex_cors_policy_t *cors; /* effective CORS policy (route over virtual host), or NULL */
     mcplex_origin_policy_t *origin; /* effective McpRoute policy (issue 3), or NULL = defaults */
+    /* Request body limit in bytes (issue 4): route.request_body_buffer_limit, else the deprecated
+     * per_request_buffer_limit_bytes, else the virtual host's; 0 = the default (4 MiB). A larger
+     * body is answered 413. */
+    uint64_t max_request_body_bytes;
 } mcplex_route_t;
 
 typedef struct mcplex_virtual_host {
@@ -237,6 +241,10 @@ typedef struct mcplex_route_config {
     char *name;
     mcplex_virtual_host_t *virtual_hosts;
     size_t n_virtual_hosts;
+    /* The largest route body limit in bytes (a route without one counts as the default; 0 when
+     * there are no routes): what the codecs buffer at most before routing; each route then
+     * checks its own limit. */
+    uint64_t max_request_body_bytes;
 } mcplex_route_config_t;
 
 /* ---- listeners ---------------------------------------------------------------------------- */

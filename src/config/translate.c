@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "config/pbmap.h"
+#include "http/http.h" /* MCPLEX_HTTP_DEFAULT_MAX_BODY_BYTES */
 #include "mcp/naming.h"
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
@@ -64,6 +65,7 @@
 #define DEFAULT_TARGET_TIMEOUT_MS 5000u
 #define DEFAULT_STREAM_IDLE_TIMEOUT_MS 300000u
 #define DEFAULT_MAX_REQUEST_HEADERS_KB 60u
+#define MAX_BODY_LIMIT_BYTES (1024ull * 1024 * 1024)
 #define DEFAULT_DRAIN_TIMEOUT_MS 5000u /* HCM drain_timeout (Envoy's default), issue 4 */
 #define ENVOY_SEPARATOR "__"
 
@@ -1750,6 +1752,34 @@ direct_response(const Envoy__Config__Route__V3__DirectResponseAction *d, const c
     }
 }
 
+/*
+ * A body limit: request_body_buffer_limit (UInt64Value) wins over the deprecated
+ * per_request_buffer_limit_bytes (UInt32Value); both unset leaves |*out| alone. 0 and values
+ * above 1 GiB are refused (the codecs keep a whole body in memory).
+ */
+static void
+body_limit(const Google__Protobuf__UInt64Value *limit64, const Google__Protobuf__UInt32Value *limit32,
+           const char *path, mcplex_errors_t *errs, uint64_t *out)
+{
+    char p[PATH_MAX_LEN];
+    uint64_t v;
+
+    if (limit64 != NULL) {
+        v = limit64->value;
+        pkey(p, path, "request_body_buffer_limit");
+    } else if (limit32 != NULL) {
+        v = limit32->value;
+        pkey(p, path, "per_request_buffer_limit_bytes");
+    } else {
+        return;
+    }
+    if (v == 0 || v > MAX_BODY_LIMIT_BYTES) {
+        mcplex_errors_add(errs, p, "must be from 1 to %llu bytes", (unsigned long long)MAX_BODY_LIMIT_BYTES);
+        return;
+    }
+    *out = v;
+}
+
 static void
 translate_route(const pb_route_t *pr, const char *path, int mcp_router, const cors_state_t *outer_cors,
                 mcplex_config_refs_t *refs, mcplex_route_t *r, mcplex_errors_t *errs)
@@ -1797,6 +1827,9 @@ translate_route(const pb_route_t *pr, const char *path, int mcp_router, const co
     /* origin (issue 3): the route's own McpRoute; translate_vhost() fills in the outer one */
     r->origin = tpfc.origin;
     tpfc.origin = NULL;
+    /* body limit (issue 4): the route's own; translate_vhost() fills in the virtual host's */
+    body_limit(pr->request_body_buffer_limit, pr->per_request_buffer_limit_bytes, path, errs,
+               &r->max_request_body_bytes);
     cors_state_dispose(&tpfc);
     cors_state_dispose(&action_cors);
 }
@@ -1853,6 +1886,9 @@ translate_vhost(const pb_vhost_t *v, const char *path, int mcp_router, const cor
         translate_route(v->routes[i], pidx(q, path, "routes", i), mcp_router, eff, refs, &vh->routes[i],
                         errs);
         vh->n_routes = i + 1;
+        if (vh->routes[i].max_request_body_bytes == 0)
+            body_limit(v->request_body_buffer_limit, v->per_request_buffer_limit_bytes, path, errs,
+                       &vh->routes[i].max_request_body_bytes);
         /* origin (issue 3): McpRoute of the virtual host, else of the route configuration */
         if (vh->routes[i].origin == NULL)
             vh->routes[i].origin =
@@ -1881,6 +1917,13 @@ mcplex_config_translate_route_configuration(const Envoy__Config__Route__V3__Rout
         translate_vhost(msg->virtual_hosts[i], pidx(p, path, "virtual_hosts", i), mcp_router, &tpfc, refs,
                         &out->virtual_hosts[i], errs);
         out->n_virtual_hosts = i + 1;
+        for (size_t j = 0; j < out->virtual_hosts[i].n_routes; j++) {
+            uint64_t limit = out->virtual_hosts[i].routes[j].max_request_body_bytes;
+            if (limit == 0)
+                limit = MCPLEX_HTTP_DEFAULT_MAX_BODY_BYTES;
+            if (limit > out->max_request_body_bytes)
+                out->max_request_body_bytes = limit;
+        }
     }
     /* Envoy: a domain may appear in one virtual host only */
     for (size_t i = 0; i < out->n_virtual_hosts; i++) {

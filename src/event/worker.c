@@ -123,6 +123,7 @@ worker_accept(void *arg, int fd, const struct sockaddr *peer, int peer_len)
     l = find_listener_cfg(lctx->worker->snapshot, lctx->listener_name);
     if (l != NULL) {
         limits.max_request_headers_kb = l->hcm.max_request_headers_kb;
+        limits.max_request_body_bytes = (uint32_t)l->hcm.route_config.max_request_body_bytes;
         limits.idle_timeout_ms = l->hcm.stream_idle_timeout_ms;
     }
     /* --- TLS (issue 4): TLS and multi-chain listeners pick a filter chain first --- */

@@ -71,6 +71,7 @@ codec_params_init(codec_params_t *p, struct event_base *base, const struct socka
     if (hcm != NULL) {
         p->codec_type = hcm->codec_type;
         p->limits.max_request_headers_kb = hcm->max_request_headers_kb;
+        p->limits.max_request_body_bytes = (uint32_t)hcm->route_config.max_request_body_bytes;
         p->limits.idle_timeout_ms = hcm->stream_idle_timeout_ms;
         p->h2.max_concurrent_streams = hcm->http2_max_concurrent_streams;
         p->h2.initial_stream_window_size = hcm->http2_initial_stream_window_size;

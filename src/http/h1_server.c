@@ -52,7 +52,6 @@
 #include "net/conn_io.h"
 
 #define H1_DEFAULT_MAX_HEADERS_KB 60
-#define H1_DEFAULT_MAX_BODY_BYTES (4u * 1024 * 1024)
 #define H1_DEFAULT_IDLE_TIMEOUT_MS 60000
 /* Envoy's default max_headers_count. */
 #define H1_MAX_HEADERS 100
@@ -1165,7 +1164,7 @@ mcplex_h1_conn_create_bev(struct event_base *base, struct bufferevent *bev, cons
     if (c->limits.max_request_headers_kb == 0)
         c->limits.max_request_headers_kb = H1_DEFAULT_MAX_HEADERS_KB;
     if (c->limits.max_request_body_bytes == 0)
-        c->limits.max_request_body_bytes = H1_DEFAULT_MAX_BODY_BYTES;
+        c->limits.max_request_body_bytes = MCPLEX_HTTP_DEFAULT_MAX_BODY_BYTES;
     if (c->limits.idle_timeout_ms == 0)
         c->limits.idle_timeout_ms = H1_DEFAULT_IDLE_TIMEOUT_MS;
     mcplex_conn_io_format_peer(c->peer, sizeof(c->peer), peer);

@@ -41,7 +41,6 @@
 #define H2_LOG "http2"
 
 #define H2_DEFAULT_MAX_HEADERS_KB 60
-#define H2_DEFAULT_MAX_BODY_BYTES (4u * 1024 * 1024)
 #define H2_DEFAULT_IDLE_TIMEOUT_MS 60000
 #define H2_DEFAULT_MAX_STREAMS 100
 #define H2_DEFAULT_STREAM_WINDOW (1u << 20)
@@ -1011,7 +1010,7 @@ h2_conn_new(struct event_base *base, struct bufferevent *bev, const char *peer,
     if (c->limits.max_request_headers_kb == 0)
         c->limits.max_request_headers_kb = H2_DEFAULT_MAX_HEADERS_KB;
     if (c->limits.max_request_body_bytes == 0)
-        c->limits.max_request_body_bytes = H2_DEFAULT_MAX_BODY_BYTES;
+        c->limits.max_request_body_bytes = MCPLEX_HTTP_DEFAULT_MAX_BODY_BYTES;
     if (c->limits.idle_timeout_ms == 0)
         c->limits.idle_timeout_ms = H2_DEFAULT_IDLE_TIMEOUT_MS;
     if (settings != NULL)

@@ -17,10 +17,11 @@
  *   socket's output holds more than a high-water mark the send callback returns
  *   NGHTTP2_ERR_WOULDBLOCK and the socket is not read, so a peer that stops reading cannot make
  *   mcplex buffer without bound.
- * - Limits: SETTINGS_MAX_CONCURRENT_STREAMS (excess streams: RST_STREAM REFUSED_STREAM, by
- *   nghttp2), SETTINGS_MAX_HEADER_LIST_SIZE = max_request_headers_kb (a larger header list gets
+ * - Limits: SETTINGS_MAX_CONCURRENT_STREAMS (enforced by nghttp2: an excess stream before the
+ *   client acknowledged the SETTINGS gets RST_STREAM REFUSED_STREAM, after it GOAWAY
+ *   PROTOCOL_ERROR), SETTINGS_MAX_HEADER_LIST_SIZE = max_request_headers_kb (a larger header list gets
  *   431; names and values counted as Envoy does), at most 100 headers (431), request bodies over
- *   max_request_body_bytes get 413. An early answer ends with RST_STREAM(NO_ERROR) if the client
+ *   max_request_body_bytes (the route configuration's largest body limit) get 413. An early answer ends with RST_STREAM(NO_ERROR) if the client
  *   is still sending (RFC 9113 section 8.1).
  * - The close callback of a stream fires (from the event loop, never inside nghttp2) when the
  *   peer resets it or the connection dies before the response was finished.

@@ -138,10 +138,14 @@ void mcplex_http_stream_observe(mcplex_http_stream_t *stream, const mcplex_http_
 /* Microseconds of CLOCK_MONOTONIC. */
 uint64_t mcplex_http_now_us(void);
 
+/* The request body limit when the config sets none (bytes): Envoy's default buffer limit is 1 MiB;
+ * ours is 4 MiB, as MCP tools/call arguments can be large. */
+#define MCPLEX_HTTP_DEFAULT_MAX_BODY_BYTES (4u * 1024 * 1024)
+
 /* Limits applied by the server codecs (from HCM config; 0 = the default). */
 typedef struct mcplex_http_limits {
     uint32_t max_request_headers_kb; /* default 60 (Envoy's default) */
-    uint32_t max_request_body_bytes; /* default 4 MiB */
+    uint32_t max_request_body_bytes; /* the route configuration's largest; default MCPLEX_HTTP_DEFAULT_MAX_BODY_BYTES */
     uint32_t idle_timeout_ms;        /* keep-alive idle timeout; default 60000 */
 } mcplex_http_limits_t;
 

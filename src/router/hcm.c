@@ -192,6 +192,12 @@ mcplex_hcm_handle(void *ctx, mcplex_http_stream_t *stream, const mcplex_http_req
         mcplex_http_stream_respond(stream, 200, cors.headers, cors.n_headers, NULL, 0);
         goto done;
     }
+    /* body limit (issue 4): the codec allowed the route configuration's largest */
+    if (req->body_len > (route->max_request_body_bytes != 0 ? route->max_request_body_bytes
+                                                            : MCPLEX_HTTP_DEFAULT_MAX_BODY_BYTES)) {
+        respond_text(stream, 413, "request body too large for this route\n", &cors);
+        goto done;
+    }
     if (route->action == MCPLEX_ROUTE_DIRECT_RESPONSE) {
         respond_text(stream, route->direct_status, route->direct_body != NULL ? route->direct_body : "", &cors);
         goto done;
