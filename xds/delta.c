@@ -153,6 +153,7 @@ xds_delta_on_message(mcplex_xds_t *x, const uint8_t *data, size_t len)
     mcplex_errors_t errs;
     xds_type_id_t type;
     xds_type_t *t;
+    size_t invalid = 0; /* resources that decoded but failed validation */
 
     memset(&candidate, 0, sizeof(candidate));
     mcplex_errors_init(&errs);
@@ -171,6 +172,8 @@ xds_delta_on_message(mcplex_xds_t *x, const uint8_t *data, size_t len)
     mcplex_log_debug("xds", "<- delta %s nonce '%s' (%zu resources, %zu removed)", t->type_url, resp->nonce,
                      resp->n_resources, resp->n_removed_resources + resp->n_removed_resource_names);
     xds_set_copy(&candidate, &t->cache);
+    /* As in SotW: a resource that fails validation keeps its cached version; for LDS/CDS the
+     * rest of the response is applied (Envoy's behaviour) and it is NACKed all the same. */
     for (size_t i = 0; i < resp->n_resources; i++) {
         const Envoy__Service__Discovery__V3__Resource *r = resp->resources[i];
         ProtobufCMessage *msg;
@@ -196,7 +199,11 @@ xds_delta_on_message(mcplex_xds_t *x, const uint8_t *data, size_t len)
             mcplex_errors_add(&errs, NULL, "resources[%zu]: cannot decode %s", i, t->type_url);
             continue;
         }
-        xds_check_resource(x, type, r->name, msg, &errs);
+        if (xds_check_resource(x, type, r->name, msg, &errs) != 0) {
+            invalid++;
+            protobuf_c_message_free_unpacked(msg, NULL);
+            continue;
+        }
         at = xds_set_index(&candidate, r->name);
         if (at != (size_t)-1) {
             xds_res_unref(candidate.items[at]);
@@ -216,7 +223,7 @@ xds_delta_on_message(mcplex_xds_t *x, const uint8_t *data, size_t len)
         xds_res_unref(candidate.items[at]);
         candidate.items[at] = candidate.items[--candidate.n];
     }
-    if (errs.count == 0)
+    if (errs.count == invalid && (invalid == 0 || t->wildcard))
         xds_commit(x, type, &candidate, &errs);
     if (errs.count == 0) {
         send_ack(x, type, resp->nonce, NULL);

@@ -5,6 +5,8 @@
  * nonce and error_detail with every validation error joined), wildcard LDS/CDS, RDS and EDS by
  * name (the full union in every request, with the newest nonce of that type, since
  * go-control-plane ignores stale nonces), LDS/CDS responses as full sets, RDS/EDS as partial.
+ * An LDS/CDS response with invalid resources applies the valid ones and is NACKed (Envoy's rule,
+ * xds-subset.md 1.4 item 3); RDS/EDS responses are rejected whole.
  *
  * Thread: main.
  */
@@ -80,13 +82,22 @@ xds_sotw_resubscribe(mcplex_xds_t *x, xds_type_id_t type)
     send_request(x, type, t->nonce, NULL);
 }
 
-/* Decodes the response's resources of |type| into |out| (new references), collecting errors. */
-static void
+/*
+ * Decodes the response's resources of |type| into |out| (new references), collecting errors.
+ * Returns the number of errors that spoil the whole response (a wrong type_url, an undecodable
+ * resource, no name, a duplicate name): the response must then be rejected as a whole, since the
+ * set of names is not known. A resource that decodes but fails validation is not counted: for
+ * LDS/CDS (Envoy applies the valid part of a batch and NACKs) |out| gets the cached version of
+ * that name instead, if there is one; for RDS/EDS the caller rejects the response.
+ */
+static size_t
 decode_resources(mcplex_xds_t *x, xds_type_id_t type,
                  const Envoy__Service__Discovery__V3__DiscoveryResponse *resp, xds_res_set_t *out,
                  mcplex_errors_t *errs)
 {
     const xds_type_t *t = &x->types[type];
+    size_t fatal = errs->count;
+    size_t invalid = 0;
 
     for (size_t i = 0; i < resp->n_resources; i++) {
         const Google__Protobuf__Any *any = resp->resources[i];
@@ -119,9 +130,21 @@ decode_resources(mcplex_xds_t *x, xds_type_id_t type,
             protobuf_c_message_free_unpacked(msg, NULL);
             continue;
         }
-        xds_check_resource(x, type, name, msg, errs);
+        if (xds_check_resource(x, type, name, msg, errs) != 0) {
+            invalid++;
+            if (t->wildcard) {
+                xds_res_t *old = xds_set_find(&t->cache, name);
+                if (old != NULL) {
+                    old->refs++;
+                    xds_set_add(out, old);
+                }
+                protobuf_c_message_free_unpacked(msg, NULL);
+                continue;
+            }
+        }
         xds_set_add(out, xds_res_new(name, resp->version_info, msg));
     }
+    return errs->count - fatal - invalid;
 }
 
 void
@@ -152,8 +175,8 @@ xds_sotw_on_message(mcplex_xds_t *x, const uint8_t *data, size_t len)
     t->received = 1;
     mcplex_log_debug("xds", "<- %s version '%s' nonce '%s' (%zu resources)", t->type_url, resp->version_info,
                      resp->nonce, resp->n_resources);
-    decode_resources(x, type, resp, &fresh, &errs);
-    if (errs.count == 0) {
+    /* LDS/CDS with invalid resources: the valid ones are applied and the response still NACKed */
+    if (decode_resources(x, type, resp, &fresh, &errs) == 0 && (errs.count == 0 || t->wildcard)) {
         if (t->wildcard) {
             candidate = fresh; /* LDS/CDS: the full set; absent names are deleted */
             memset(&fresh, 0, sizeof(fresh));

@@ -4,7 +4,8 @@
 // as TypedStruct; LDS with an rds HCM; RDS with weighted_clusters) and an SDK client session
 // through it; the node mcplex sends; weights moved from 100/0 to 0/100 while a session runs (new
 // sessions move, the old one stays); a target added and removed; a bad resource NACKed with
-// error_detail while the old config keeps serving; the control plane killed and restarted
+// error_detail while the old config keeps serving and the valid clusters of the same response
+// are applied (as Envoy's CDS does); the control plane killed and restarted
 // (reconnect, resubscribe with the last accepted versions, the live session untouched); a
 // 1,000-cluster CDS update applied while a session keeps calling tools.
 import {
@@ -105,7 +106,10 @@ test("a bad cluster is NACKed with error_detail; the previous config keeps servi
   const before = version;
   const bad = mcpCluster("bad", [{ name: "bad", NAME: "X" }]);
   bad.cluster_type.typed_config.targets = []; // an MCP backend needs at least one target
-  const v = await publish({ cluster: [...clusters(), bad] });
+  // In the same CDS response, a valid new cluster c (Envoy applies the valid part of an LDS/CDS
+  // batch and NACKs), and routes sending new sessions to it.
+  const good = mcpCluster("c", [{ name: "c", NAME: "C" }]);
+  const v = await publish({ cluster: [...clusters(), bad, good], weights: { a: 0, c: 100 } });
   const nack = await cp.waitFor((reqs) => reqs.find((r) => r.type_url === TYPE.cluster && r.error_detail &&
     r.response_nonce), { what: "NACK of the bad cluster" });
   assert.match(nack.error_detail.message, /Cluster 'bad'/);
@@ -113,8 +117,9 @@ test("a bad cluster is NACKed with error_detail; the previous config keeps servi
   assert.equal(nack.version_info, `v${before}`, "a NACK carries the previous accepted version");
   assert.notEqual(nack.version_info, v);
   assert.equal(await whoami(first, "a__whoami"), "A");
+  await cp.waitFor(acked(TYPE.route, v), { what: `ACK of routes ${v}` });
   const c = await connectClient(mx.url);
-  assert.equal(await whoami(c, "a__whoami"), "A");
+  assert.equal(await whoami(c, "c__whoami"), "C", "the valid cluster of the NACKed batch is applied");
   await c.close();
   // a good snapshot afterwards is accepted again
   const v2 = await publish();
