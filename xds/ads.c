@@ -20,6 +20,7 @@
 #include "common/random.h"
 #include "config/pbmap.h"
 #include "config/yaml_tree.h"
+#include "net/tls.h" /* mcplex_tls_data_read */
 #include "event/worker.h"
 
 #include "envoy/config/cluster/v3/cluster.pb-c.h"
@@ -592,10 +593,117 @@ check_config_source(const Envoy__Config__Core__V3__ConfigSource *cs, const char 
     }
 }
 
-/* The gRPC target of ads_config.grpc_services[0]. */
+#define CC_ENUM(x) ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__GOOGLE_GRPC__CHANNEL_CREDENTIALS__CREDENTIAL_SPECIFIER_##x
+#define DS_ENUM(x) ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_##x
+
+/* Reads a model DataSource into |*out| (PEM), or adds an error at |path|. */
+static void
+read_pem(const mcplex_data_source_t *d, const char *path, char **out, mcplex_errors_t *errs)
+{
+    char err[256];
+    size_t len = 0;
+
+    if (mcplex_tls_data_read(d, path, out, &len, err, sizeof(err)) != 0)
+        mcplex_errors_add(errs, path, "%s", err);
+}
+
+/* Reads a config.core.v3.DataSource (filename, inline_string/bytes, environment_variable) into
+ * |*out| (PEM); an absent one leaves |*out| NULL. */
+static void
+read_pem_pb(const Envoy__Config__Core__V3__DataSource *pb, const char *path, char **out, mcplex_errors_t *errs)
+{
+    mcplex_data_source_t d;
+    const char *env;
+
+    if (pb == NULL)
+        return;
+    memset(&d, 0, sizeof(d));
+    switch (pb->specifier_case) {
+    case DS_ENUM(FILENAME):
+        d.filename = pb->filename;
+        break;
+    case DS_ENUM(INLINE_STRING):
+        d.inline_data = pb->inline_string;
+        d.inline_len = strlen(pb->inline_string);
+        break;
+    case DS_ENUM(INLINE_BYTES):
+        d.inline_data = (char *)pb->inline_bytes.data;
+        d.inline_len = pb->inline_bytes.len;
+        break;
+    case DS_ENUM(ENVIRONMENT_VARIABLE):
+        env = getenv(pb->environment_variable);
+        if (env == NULL) {
+            mcplex_errors_add(errs, path, "environment variable '%s' is not set", pb->environment_variable);
+            return;
+        }
+        d.inline_data = (char *)env;
+        d.inline_len = strlen(env);
+        break;
+    default:
+        break;
+    }
+    read_pem(&d, path, out, errs);
+}
+
+/*
+ * TLS to the control plane from google_grpc.channel_credentials (ssl_credentials: root_certs,
+ * private_key, cert_chain; none: plaintext) into |x|'s tls_* fields.
+ */
+static void
+google_grpc_tls(mcplex_xds_t *x, const Envoy__Config__Core__V3__GrpcService__GoogleGrpc *gg, mcplex_errors_t *errs)
+{
+    static const char path[] = "dynamic_resources.ads_config.grpc_services[0].google_grpc";
+    const Envoy__Config__Core__V3__GrpcService__GoogleGrpc__SslCredentials *ssl;
+
+    if (gg->n_call_credentials > 0)
+        mcplex_errors_add(errs, path, "call_credentials are not supported");
+    if (gg->channel_credentials == NULL)
+        return;
+    if (gg->channel_credentials->credential_specifier_case != CC_ENUM(SSL_CREDENTIALS)) {
+        mcplex_errors_add(errs, path, "channel_credentials: only ssl_credentials is supported");
+        return;
+    }
+    ssl = gg->channel_credentials->ssl_credentials;
+    x->tls_on = 1;
+    read_pem_pb(ssl->root_certs, "google_grpc.channel_credentials.ssl_credentials.root_certs", &x->tls_root_certs,
+                errs);
+    read_pem_pb(ssl->private_key, "google_grpc.channel_credentials.ssl_credentials.private_key",
+                &x->tls_private_key, errs);
+    read_pem_pb(ssl->cert_chain, "google_grpc.channel_credentials.ssl_credentials.cert_chain", &x->tls_cert_chain,
+                errs);
+    if ((x->tls_private_key == NULL) != (x->tls_cert_chain == NULL))
+        mcplex_errors_add(errs, path, "ssl_credentials: private_key and cert_chain go together");
+}
+
+/* TLS to the control plane from the envoy_grpc cluster's UpstreamTlsContext (trusted_ca or the
+ * default roots, a client certificate, sni). */
+static void
+cluster_tls(mcplex_xds_t *x, const mcplex_cluster_t *c, mcplex_errors_t *errs)
+{
+    const mcplex_tls_context_t *t = c->tls_context;
+
+    if (!c->tls)
+        return;
+    x->tls_on = 1;
+    if (t == NULL)
+        return;
+    if (t->insecure)
+        mcplex_errors_add(errs, "dynamic_resources.ads_config", "the xds cluster '%s' cannot skip certificate checks",
+                          c->name);
+    if (t->trusted_ca.filename != NULL || t->trusted_ca.inline_data != NULL)
+        read_pem(&t->trusted_ca, "trusted_ca", &x->tls_root_certs, errs);
+    if (t->n_tls_certificates > 0) {
+        read_pem(&t->tls_certificates[0].private_key, "private_key", &x->tls_private_key, errs);
+        read_pem(&t->tls_certificates[0].certificate_chain, "certificate_chain", &x->tls_cert_chain, errs);
+    }
+    if (t->sni != NULL)
+        x->tls_name = mcplex_strdup(t->sni);
+}
+
+/* The gRPC target of ads_config.grpc_services[0], and its channel's TLS settings into |x|. */
 static char *
-resolve_target(const Envoy__Config__Core__V3__ApiConfigSource *ads, const mcplex_snapshot_t *initial,
-               mcplex_errors_t *errs)
+resolve_target(mcplex_xds_t *x, const Envoy__Config__Core__V3__ApiConfigSource *ads,
+               const mcplex_snapshot_t *initial, mcplex_errors_t *errs)
 {
     const Envoy__Config__Core__V3__GrpcService *gs;
     const mcplex_cluster_t *c;
@@ -609,6 +717,7 @@ resolve_target(const Envoy__Config__Core__V3__ApiConfigSource *ads, const mcplex
     case GS_ENUM(GOOGLE_GRPC):
         if (gs->google_grpc->target_uri == NULL || *gs->google_grpc->target_uri == '\0')
             break;
+        google_grpc_tls(x, gs->google_grpc, errs);
         return mcplex_strdup(gs->google_grpc->target_uri);
     case GS_ENUM(ENVOY_GRPC):
         if (gs->envoy_grpc->cluster_name == NULL || *gs->envoy_grpc->cluster_name == '\0')
@@ -619,6 +728,7 @@ resolve_target(const Envoy__Config__Core__V3__ApiConfigSource *ads, const mcplex
                               "'%s' must be a static cluster with an endpoint", gs->envoy_grpc->cluster_name);
             return NULL;
         }
+        cluster_tls(x, c, errs);
         if (strchr(c->endpoints[0].host, ':') != NULL)
             return mcplex_sprintf("ipv6:[%s]:%u", c->endpoints[0].host, (unsigned)c->endpoints[0].port);
         return mcplex_sprintf("%s:%u", c->endpoints[0].host, (unsigned)c->endpoints[0].port);
@@ -740,7 +850,7 @@ configure(mcplex_xds_t *x, const char *config_file, const mcplex_snapshot_t *ini
             x->delta = 1;
         else if (dr->ads_config->api_type != API_TYPE(GRPC))
             mcplex_errors_add(errs, "dynamic_resources.ads_config.api_type", "must be GRPC or DELTA_GRPC");
-        x->target = resolve_target(dr->ads_config, initial, errs);
+        x->target = resolve_target(x, dr->ads_config, initial, errs);
     }
     if (dr->lds_config != NULL) {
         check_config_source(dr->lds_config, "dynamic_resources.lds_config", &x->initial_fetch_timeout_ms,
@@ -797,7 +907,11 @@ mcplex_xds_start(mcplex_xds_t *x, struct event_base *base, mcplex_worker_t *work
         mcplex_errors_add(errs, "dynamic_resources", "cannot create the xDS hand-off");
         return -1;
     }
-    x->stream = mcplex_grpc_stream_create(x->target, x->delta ? DELTA_METHOD : SOTW_METHOD, x->handoff);
+    {
+        mcplex_grpc_tls_t tls = {x->tls_root_certs, x->tls_private_key, x->tls_cert_chain, x->tls_name};
+        x->stream = mcplex_grpc_stream_create(x->target, x->delta ? DELTA_METHOD : SOTW_METHOD,
+                                              x->tls_on ? &tls : NULL, x->handoff);
+    }
     if (x->stream == NULL) {
         mcplex_errors_add(errs, "dynamic_resources.ads_config", "cannot open a gRPC channel to '%s'",
                           x->target);
@@ -844,5 +958,9 @@ mcplex_xds_destroy(mcplex_xds_t *x)
     if (x->bootstrap != NULL)
         protobuf_c_message_free_unpacked(&x->bootstrap->base, NULL);
     free(x->target);
+    free(x->tls_root_certs);
+    free(x->tls_private_key);
+    free(x->tls_cert_chain);
+    free(x->tls_name);
     free(x);
 }

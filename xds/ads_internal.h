@@ -68,6 +68,9 @@ struct mcplex_xds {
     Envoy__Config__Bootstrap__V3__Bootstrap *bootstrap; /* as loaded; static resources, node */
     int delta;                 /* DELTA_GRPC */
     char *target;              /* gRPC target of the control plane */
+    /* TLS to the control plane (PEM, owned; tls_on = 0: plaintext) */
+    int tls_on;
+    char *tls_root_certs, *tls_private_key, *tls_cert_chain, *tls_name;
     uint32_t initial_fetch_timeout_ms;
     mcplex_xds_handoff_t *handoff;
     mcplex_grpc_stream_t *stream;

@@ -244,11 +244,12 @@ cq_thread_main(void *arg)
 /* ---- public ---------------------------------------------------------------------------------- */
 
 mcplex_grpc_stream_t *
-mcplex_grpc_stream_create(const char *target, const char *method, mcplex_xds_handoff_t *handoff)
+mcplex_grpc_stream_create(const char *target, const char *method, const mcplex_grpc_tls_t *tls,
+                          mcplex_xds_handoff_t *handoff)
 {
     mcplex_grpc_stream_t *s = mcplex_calloc(1, sizeof(*s));
     grpc_channel_credentials *creds;
-    grpc_arg args[7];
+    grpc_arg args[8];
     grpc_channel_args cargs;
     int n = 0;
 
@@ -276,9 +277,20 @@ mcplex_grpc_stream_create(const char *target, const char *method, mcplex_xds_han
     args[n].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
     args[n].value.string = (char *)"mcplex/" MCPLEX_VERSION;
     n++;
+    if (tls != NULL && tls->target_name_override != NULL) {
+        args[n].type = GRPC_ARG_STRING;
+        args[n].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+        args[n].value.string = (char *)tls->target_name_override;
+        n++;
+    }
     cargs.num_args = (size_t)n;
     cargs.args = args;
-    creds = grpc_insecure_credentials_create();
+    if (tls != NULL) {
+        grpc_ssl_pem_key_cert_pair pair = {tls->private_key, tls->cert_chain};
+        creds = grpc_ssl_credentials_create(tls->root_certs, tls->cert_chain != NULL ? &pair : NULL, NULL, NULL);
+    } else {
+        creds = grpc_insecure_credentials_create();
+    }
     s->channel = grpc_channel_create(target, creds, &cargs);
     grpc_channel_credentials_release(creds);
     if (s->channel == NULL) {

@@ -23,13 +23,27 @@
 typedef struct mcplex_grpc_stream mcplex_grpc_stream_t;
 
 /*
+ * TLS to the control plane (google_grpc.channel_credentials.ssl_credentials, or the
+ * UpstreamTlsContext of an envoy_grpc cluster). PEM strings, NULL when absent; borrowed by
+ * mcplex_grpc_stream_create() for the call only (gRPC copies them).
+ */
+typedef struct mcplex_grpc_tls {
+    const char *root_certs;           /* CAs that validate the server; NULL = gRPC's default roots */
+    const char *private_key;          /* client key, with cert_chain (both or neither) */
+    const char *cert_chain;           /* client certificate chain */
+    const char *target_name_override; /* name checked against the server certificate (and sent as
+                                       * SNI) instead of the target's host; NULL = the host */
+} mcplex_grpc_tls_t;
+
+/*
  * Creates the channel to |target| (gRPC target syntax: "host:port", "dns:///host:port",
- * "ipv4:1.2.3.4:5", "unix:/path"; plaintext) for calls to the full method path |method| (e.g.
+ * "ipv4:1.2.3.4:5", "unix:/path"), plaintext when |tls| is NULL, else TLS as it says, for calls
+ * to the full method path |method| (e.g.
  * "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"), and
  * starts the CQ thread. Events go to |handoff| (not owned; must outlive the stream). Calls
  * grpc_init (balanced by destroy). Returns NULL (logged) on failure. No call is started yet.
  */
-mcplex_grpc_stream_t *mcplex_grpc_stream_create(const char *target, const char *method,
+mcplex_grpc_stream_t *mcplex_grpc_stream_create(const char *target, const char *method, const mcplex_grpc_tls_t *tls,
                                                 mcplex_xds_handoff_t *handoff);
 
 /*

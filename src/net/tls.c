@@ -139,9 +139,8 @@ tls_version_number(mcplex_tls_version_t v, int dflt)
     }
 }
 
-/* Reads a DataSource into a new buffer (NUL-terminated). Returns 0, or -1 with |err| set. */
-static int
-tls_data_read(const mcplex_data_source_t *d, const char *what, char **out, size_t *out_len, char *err,
+int
+mcplex_tls_data_read(const mcplex_data_source_t *d, const char *what, char **out, size_t *out_len, char *err,
               size_t err_len)
 {
     FILE *f = NULL;
@@ -207,9 +206,9 @@ tls_load_certificate(SSL_CTX *ctx, const mcplex_tls_certificate_t *c, char *err,
     EVP_PKEY *pkey = NULL;
     int rc = -1;
 
-    if (tls_data_read(&c->certificate_chain, "certificate_chain", &pem, &len, err, err_len) != 0)
+    if (mcplex_tls_data_read(&c->certificate_chain, "certificate_chain", &pem, &len, err, err_len) != 0)
         goto done;
-    if (tls_data_read(&c->private_key, "private_key", &key_pem, &key_len, err, err_len) != 0)
+    if (mcplex_tls_data_read(&c->private_key, "private_key", &key_pem, &key_len, err, err_len) != 0)
         goto done;
     bio = BIO_new_mem_buf(pem, (int)len);
     x = bio != NULL ? PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL) : NULL;
@@ -264,7 +263,7 @@ tls_load_trusted_ca(SSL_CTX *ctx, const mcplex_data_source_t *d, char *err, size
     int n = 0;
     int rc = -1;
 
-    if (tls_data_read(d, "trusted_ca", &pem, &len, err, err_len) != 0)
+    if (mcplex_tls_data_read(d, "trusted_ca", &pem, &len, err, err_len) != 0)
         goto done;
     bio = BIO_new_mem_buf(pem, (int)len);
     while (bio != NULL && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {

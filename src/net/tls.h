@@ -44,6 +44,14 @@ mcplex_tls_ctx_t *mcplex_tls_ctx_new_server(const mcplex_tls_context_t *cfg, con
                                             size_t n_default_alpn, char *err, size_t err_len);
 
 /*
+ * Reads a DataSource (a file, or inline data) into a new NUL-terminated buffer that the caller
+ * frees; |*out_len| is its length in bytes. |what| names it in errors. Returns 0, or -1 with
+ * |err| set (no file or data, unreadable, over 4 MiB). Any thread.
+ */
+int mcplex_tls_data_read(const mcplex_data_source_t *d, const char *what, char **out, size_t *out_len, char *err,
+                         size_t err_len);
+
+/*
  * Builds a client context from an UpstreamTlsContext |cfg| (NULL: all defaults): trusted_ca,
  * else the system roots; insecure turns validation off; tls_certificates[0] is sent as the
  * client certificate when present; alpn_protocols are offered; sni is the default server name.

@@ -148,7 +148,8 @@ async function encodeSnapshot(snap) {
   return out;
 }
 
-export async function startControlPlane({ port = 0, log = () => {} } = {}) {
+// |tls|: {key, cert} (PEM) serves gRPC over TLS; plaintext otherwise.
+export async function startControlPlane({ port = 0, log = () => {}, tls = null } = {}) {
   const pkgDef = protoLoader.loadSync("envoy/service/discovery/v3/ads.proto", {
     keepCase: true,
     longs: String,
@@ -354,9 +355,10 @@ export async function startControlPlane({ port = 0, log = () => {} } = {}) {
       DeltaAggregatedResources: deltaStream,
     });
     boundPort = await new Promise((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${boundPort}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p)));
-    log(`control plane listening on 127.0.0.1:${boundPort}`);
+      server.bindAsync(`127.0.0.1:${boundPort}`, tls
+        ? grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }], false)
+        : grpc.ServerCredentials.createInsecure(), (e, p) => e ? reject(e) : resolve(p)));
+    log(`control plane listening on 127.0.0.1:${boundPort}${tls ? " (TLS)" : ""}`);
   }
 
   // Kills the server abruptly (every stream is torn down), as a crashed control plane.

@@ -81,11 +81,24 @@ export function route(name, weights) {
 
 // The mcplex bootstrap: node |nodeId|, ADS (GRPC or DELTA_GRPC) to the control plane on
 // 127.0.0.1:|cpPort| through the static cluster xds_cluster (envoy_grpc), LDS and CDS over ADS.
-export function adsBootstrap(nodeId, cpPort, { delta = false, googleGrpc = false, staticListener = "", fetchTimeout } = {}) {
+// |tls|: {ca (a file), sni} for TLS to the control plane: google_grpc channel_credentials
+// ssl_credentials (target localhost, so the certificate's name matches), or an
+// UpstreamTlsContext on the envoy_grpc cluster.
+export function adsBootstrap(nodeId, cpPort, { delta = false, googleGrpc = false, staticListener = "", fetchTimeout,
+  tls = null } = {}) {
   const ift = fetchTimeout ? `, initial_fetch_timeout: ${fetchTimeout}` : "";
+  const creds = tls ? `, channel_credentials: {ssl_credentials: {root_certs: {filename: ${JSON.stringify(tls.ca)}}}}` : "";
   const grpcService = googleGrpc
-    ? `{google_grpc: {target_uri: "127.0.0.1:${cpPort}", stat_prefix: xds}}`
+    ? `{google_grpc: {target_uri: "${tls ? "localhost" : "127.0.0.1"}:${cpPort}", stat_prefix: xds${creds}}}`
     : "{envoy_grpc: {cluster_name: xds_cluster}}";
+  const transportSocket = tls && !googleGrpc ? `
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: ${tls.sni ?? "localhost"}
+        common_tls_context:
+          validation_context: {trusted_ca: {filename: ${JSON.stringify(tls.ca)}}}` : "";
   return `# ADS bootstrap written by the mcplex xDS tests
 node:
   id: ${nodeId}
@@ -107,7 +120,7 @@ static_resources:
     typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
+        explicit_http_config: {http2_protocol_options: {}}${transportSocket}
     load_assignment:
       cluster_name: xds_cluster
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${cpPort}}}}}]}]
