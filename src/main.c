@@ -57,6 +57,20 @@ typedef struct main_state {
 } main_state_t;
 
 /* Hot reload and SIGHUP hand validated snapshots to the worker's live swap (as xDS does). */
+/* xDS (issue 5): a snapshot from the control plane, to the one worker or to every worker. */
+static int
+publish_xds(void *arg, mcplex_snapshot_t *next, mcplex_errors_t *errs)
+{
+    main_state_t *st = arg;
+
+    if (st->group != NULL)
+        return mcplex_worker_group_apply_snapshot(st->group, next, errs);
+    if (st->worker != NULL)
+        return mcplex_worker_apply_snapshot(st->worker, next, errs);
+    mcplex_errors_add(errs, NULL, "shutting down");
+    return -1;
+}
+
 static int
 apply_reloaded(void *arg, mcplex_snapshot_t *next, mcplex_errors_t *errs)
 {
@@ -324,11 +338,6 @@ main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    if (concurrency > 1 && snapshot->bootstrap_json != NULL &&
-        strstr(snapshot->bootstrap_json, "\"dynamic_resources\"") != NULL) {
-        mcplex_log_warn("main", "--concurrency %ld: xDS publishes to one worker today; running one", concurrency);
-        concurrency = 1;
-    }
     /* Worker threads post to each other's loops: libevent's locking must be on first. */
     if (concurrency > 1 && evthread_use_pthreads() != 0) {
         fprintf(stderr, "mcplex: libevent has no thread support\n");
@@ -355,7 +364,7 @@ main(int argc, char **argv)
         }
     }
     /* xDS (issue 5): ADS when the bootstrap has dynamic_resources; static listeners already serve */
-    if (st.worker != NULL && mcplex_xds_start(st.xds, st.base, st.worker, file, snapshot, &errs) != 0) {
+    if (mcplex_xds_start(st.xds, st.base, publish_xds, &st, file, snapshot, &errs) != 0) {
         print_errors(&errs);
         fprintf(stderr, "mcplex: %s: dynamic_resources: not starting\n", file);
         goto done;

@@ -3,7 +3,8 @@
  * the control plane, builds the node, runs the ADS call through xds/grpc_stream.c with jittered
  * reconnect backoff (500 ms .. 30 s, research/xds-subset.md 1.8), keeps the per-type resource
  * caches, serves them to the config translators (the xDS source of config.h: rds and EDS),
- * assembles complete snapshots and publishes them with mcplex_worker_apply_snapshot.
+ * assembles complete snapshots and publishes them through the caller's publish function (to
+ * one worker or to every worker of a group).
  * The protocol state machines are in sotw.c and delta.c.
  *
  * Thread: main (the hand-off delivers the gRPC thread's events here).
@@ -381,7 +382,7 @@ xds_commit(mcplex_xds_t *x, xds_type_id_t type, xds_res_set_t *candidate, mcplex
     snap = assemble(x, warming, &local);
     if (snap == NULL)
         goto fail;
-    if (mcplex_worker_apply_snapshot(x->worker, snap, &local) != 0) {
+    if (x->publish(x->publish_arg, snap, &local) != 0) {
         mcplex_snapshot_unref(snap);
         goto fail;
     }
@@ -887,8 +888,8 @@ mcplex_xds_validate(mcplex_xds_t *x, const char *config_file, const mcplex_snaps
 }
 
 int
-mcplex_xds_start(mcplex_xds_t *x, struct event_base *base, mcplex_worker_t *worker, const char *config_file,
-                 const mcplex_snapshot_t *initial, mcplex_errors_t *errs)
+mcplex_xds_start(mcplex_xds_t *x, struct event_base *base, mcplex_xds_publish_fn publish, void *publish_arg,
+                 const char *config_file, const mcplex_snapshot_t *initial, mcplex_errors_t *errs)
 {
     int rc = configure(x, config_file, initial, errs);
 
@@ -899,7 +900,8 @@ mcplex_xds_start(mcplex_xds_t *x, struct event_base *base, mcplex_worker_t *work
     }
     build_node(x);
     x->base = base;
-    x->worker = worker;
+    x->publish = publish;
+    x->publish_arg = publish_arg;
     x->retry_timer = evtimer_new(base, retry_cb, x);
     x->fetch_timer = evtimer_new(base, fetch_timeout_cb, x);
     x->handoff = mcplex_xds_handoff_create(base, on_handoff, x);

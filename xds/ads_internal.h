@@ -64,7 +64,8 @@ typedef struct xds_type {
 struct mcplex_xds {
     mcplex_config_xds_source_t source;
     struct event_base *base;
-    mcplex_worker_t *worker;
+    mcplex_xds_publish_fn publish; /* to the worker(s) */
+    void *publish_arg;
     Envoy__Config__Bootstrap__V3__Bootstrap *bootstrap; /* as loaded; static resources, node */
     int delta;                 /* DELTA_GRPC */
     char *target;              /* gRPC target of the control plane */

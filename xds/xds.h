@@ -29,17 +29,25 @@ typedef struct mcplex_xds mcplex_xds_t;
 mcplex_xds_t *mcplex_xds_create(void);
 
 /*
+ * Publishes a complete snapshot built from the bootstrap and the control plane's resources:
+ * applies |next| (a reference the callee takes for each worker it installs it on; the caller
+ * keeps its own) on every worker. Returns 0, or -1 with the reasons in |errs| (the update is then
+ * NACKed and the previous config keeps serving). Called on the main thread.
+ */
+typedef int (*mcplex_xds_publish_fn)(void *arg, mcplex_snapshot_t *next, mcplex_errors_t *errs);
+
+/*
  * Reads |config_file| again (NULL: the embedded default; then nothing to do) and, if it is an
  * Envoy bootstrap with dynamic_resources, checks them (ads_config with api_type GRPC or
  * DELTA_GRPC and a grpc_service: envoy_grpc.cluster_name resolved to the first endpoint of that
  * static cluster of |initial|, or google_grpc.target_uri; lds_config/cds_config must be
- * `ads: {}`), then opens the ADS stream to the control plane and publishes every accepted
- * update to |worker| (not owned; must outlive |x|) on |base|. Without dynamic_resources the
- * source is uninstalled and 0 is returned (static config only).
+ * `ads: {}`), then opens the ADS stream to the control plane and hands every accepted update to
+ * |publish|(|publish_arg|, ...) on |base| (one worker, or every worker of a group). Without
+ * dynamic_resources the source is uninstalled and 0 is returned (static config only).
  * Returns 0, or -1 with every problem in |errs| (the stream is then not started).
  * Thread: main.
  */
-int mcplex_xds_start(mcplex_xds_t *x, struct event_base *base, mcplex_worker_t *worker,
+int mcplex_xds_start(mcplex_xds_t *x, struct event_base *base, mcplex_xds_publish_fn publish, void *publish_arg,
                      const char *config_file, const mcplex_snapshot_t *initial, mcplex_errors_t *errs);
 
 /*

@@ -7,10 +7,12 @@
 // error_detail while the old config keeps serving and the valid resources of its response are
 // applied; the control plane killed and restarted
 // (reconnect, resubscribe with initial_resource_versions, the live session untouched); a
-// 1,000-cluster CDS update applied while a session keeps calling tools.
+// 1,000-cluster CDS update applied while a session keeps calling tools. mcplex runs two worker
+// threads here: every update reaches both.
 import {
   assert, test, run, freePort, startMcplex, connectClient, textOf, waitFor, log, sleep, J,
 } from "./lib/harness.mjs";
+import fs from "node:fs";
 import { startControlPlane, TYPE } from "../xds/control-plane.mjs";
 import { mcpCluster, listener, route, adsBootstrap } from "../xds/resources.mjs";
 
@@ -48,7 +50,9 @@ test("initial config over ADS: listener, routes and MCP backends come from the c
   cp = await startControlPlane({ log: (m) => log(`cp: ${m}`) });
   port = await freePort();
   const v = await publish();
-  mx = await startMcplex(adsBootstrap(NODE_ID, cp.port, { delta: true, googleGrpc: true }), { port, flag: "-c", logLevel: "debug" });
+  // Two worker threads: every update is published to both (connections land on either).
+  mx = await startMcplex(adsBootstrap(NODE_ID, cp.port, { delta: true, googleGrpc: true }),
+    { port, flag: "-c", logLevel: "debug", args: ["--concurrency", "2"] });
   for (const t of [TYPE.cluster, TYPE.listener, TYPE.route])
     await cp.waitFor(acked(t, v), { what: `ACK of ${t} ${v}` });
   first = await connectClient(mx.url);
@@ -176,5 +180,13 @@ test("a 1,000-cluster CDS update is applied while traffic flows", async () => {
   assert.equal(await whoami(c, "a__whoami"), "A");
   await c.close();
 }, { timeout: 120000 });
+
+test("both worker threads got the control plane's config and served sessions", async () => {
+  const text = fs.readFileSync(mx.logFile, "utf8");
+  // Connections are spread by the kernel (SO_REUSEPORT); over this file's ~20 connections each
+  // worker accepts some, and each owns sessions the other hands requests to.
+  assert.match(text, /worker 0 hands \S+ \S+ over to worker 1/);
+  assert.match(text, /worker 1 hands \S+ \S+ over to worker 0/);
+});
 
 run({ timeout: 240000 }).finally(() => cp?.close());
