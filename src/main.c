@@ -190,6 +190,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
             return;
         mcplex_log_info("main", "caught signal %d, shutting down %zu workers", (int)sig, st->group->n);
         mcplex_admin_set_server_state(MCPLEX_SERVER_DRAINING);
+        if (st->admin != NULL)
+            mcplex_admin_set_group(st->admin, NULL); /* the worker loops end soon */
         mcplex_reload_destroy(st->reload);
         st->reload = NULL;
         mcplex_worker_group_drain(st->group);
@@ -382,12 +384,13 @@ main(int argc, char **argv)
     mcplex_ui_register(); /* issue 7: /ui */
     if (snapshot->admin_address != NULL) {
         mcplex_admin_hooks_t hooks = {admin_quit, &st, argc, argv};
-        /* With worker threads the admin does not read workers (their state is theirs alone). */
         st.admin = mcplex_admin_create(st.base, snapshot->admin_address, snapshot->admin_port,
                                        st.worker != NULL ? &st.worker : NULL, st.worker != NULL ? 1 : 0, &hooks,
                                        err, sizeof(err));
         if (st.admin == NULL)
             mcplex_log_error("admin", "admin listener not started: %s", err);
+        else if (st.group != NULL)
+            mcplex_admin_set_group(st.admin, st.group); /* worker threads (issue 6) */
     }
     mcplex_log_info("main", "mcplex %s started (config generation %llu)", MCPLEX_VERSION,
                     (unsigned long long)snapshot->generation);

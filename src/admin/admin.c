@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "event/worker.h"
+#include "event/workers.h" /* worker threads (issue 6) */
 #include "http/h1_server.h"
 #include "mcp/session.h"
 #include "net/listener.h"
@@ -148,8 +149,9 @@ struct mcplex_admin {
     struct event_base *base;
     struct evconnlistener *lev;
     uint16_t port;
-    mcplex_worker_t **workers;
+    mcplex_worker_t **workers; /* workers[i]->index == i */
     size_t n_workers;
+    mcplex_worker_group_t *group; /* worker threads: their state is read on their own threads */
     mcplex_admin_hooks_t hooks;
     mcplex_h1_conn_t **conns;
     size_t n_conns, cap_conns;
@@ -269,6 +271,55 @@ mcplex_admin_set_workers(mcplex_admin_t *a, struct mcplex_worker **workers, size
         memcpy(a->workers, workers, n_workers * sizeof(*workers));
         a->n_workers = n_workers;
     }
+}
+
+void
+mcplex_admin_set_group(mcplex_admin_t *a, struct mcplex_worker_group *group)
+{
+    a->group = group;
+    if (group != NULL)
+        mcplex_admin_set_workers(a, group->workers, group->n);
+    else
+        mcplex_admin_set_workers(a, NULL, 0);
+}
+
+/*
+ * Runs |fn|(worker, |arg|) for every worker and returns when all ran: on each worker's own
+ * thread with worker threads (they run at the same time, so |fn| writes only to the slot of
+ * worker->index), directly with the one worker of the main thread.
+ */
+static void
+for_each_worker(mcplex_admin_t *a, void (*fn)(mcplex_worker_t *, void *), void *arg)
+{
+    if (a->group != NULL) {
+        mcplex_worker_group_run_sync(a->group, fn, arg);
+        return;
+    }
+    for (size_t i = 0; i < a->n_workers; i++)
+        fn(a->workers[i], arg);
+}
+
+/* A visit of every session of every worker; args[worker->index] is the visitor's argument. */
+typedef struct session_visit {
+    void (*visit)(void *arg, const char *key, void *value);
+    void **args;
+} session_visit_t;
+
+static void
+visit_worker_sessions(mcplex_worker_t *w, void *arg)
+{
+    session_visit_t *sv = arg;
+
+    if (w->sessions != NULL)
+        mcplex_strmap_foreach(&w->sessions->by_id, sv->visit, sv->args[w->index]);
+}
+
+static void
+visit_sessions(mcplex_admin_t *a, void (*visit)(void *, const char *, void *), void **args)
+{
+    session_visit_t sv = {visit, args};
+
+    for_each_worker(a, visit_worker_sessions, &sv);
 }
 
 uint16_t
@@ -497,13 +548,23 @@ h_server_info(mcplex_admin_t *a, mcplex_http_stream_t *stream, const mcplex_http
 /* ---- /stats ----------------------------------------------------------------------------------- */
 
 static void
+count_worker_sessions(mcplex_worker_t *w, void *arg)
+{
+    size_t *counts = arg;
+
+    counts[w->index] = w->sessions != NULL ? w->sessions->by_id.count : 0;
+}
+
+static void
 refresh_gauges(mcplex_admin_t *a)
 {
     size_t sessions = 0;
+    size_t *counts = mcplex_calloc(a->n_workers + 1, sizeof(*counts));
 
+    for_each_worker(a, count_worker_sessions, counts);
     for (size_t i = 0; i < a->n_workers; i++)
-        if (a->workers[i]->sessions != NULL)
-            sessions += a->workers[i]->sessions->by_id.count;
+        sessions += counts[i];
+    free(counts);
     mcplex_server_stats_refresh(effective_state() == MCPLEX_SERVER_LIVE, (int)effective_state(),
                                 a->n_workers > 0 ? a->n_workers : 1, sessions);
 }
@@ -1011,13 +1072,25 @@ h_healthcheck_ok(mcplex_admin_t *a, mcplex_http_stream_t *stream, const mcplex_h
 }
 
 static void
+drain_worker_listeners(mcplex_worker_t *w, void *arg)
+{
+    size_t *counts = arg;
+
+    counts[w->index] = worker_drain_listeners(w);
+}
+
+static void
 h_drain_listeners(mcplex_admin_t *a, mcplex_http_stream_t *stream, const mcplex_http_request_t *req)
 {
     size_t n = 0;
 
+    size_t *counts = mcplex_calloc(a->n_workers + 1, sizeof(*counts));
+
     (void)req;
+    for_each_worker(a, drain_worker_listeners, counts);
     for (size_t i = 0; i < a->n_workers; i++)
-        n += worker_drain_listeners(a->workers[i]);
+        n += counts[i];
+    free(counts);
     mcplex_admin_set_server_state(MCPLEX_SERVER_DRAINING);
     mcplex_log_info("admin", "/drain_listeners: closed %zu listener socket%s", n, n == 1 ? "" : "s");
     respond_text(stream, 200, "OK\n");
@@ -1123,13 +1196,28 @@ static void
 h_mcp_sessions(mcplex_admin_t *a, mcplex_http_stream_t *stream, const mcplex_http_request_t *req)
 {
     cJSON *root = cJSON_CreateObject();
-    session_walk_t sw = {cJSON_AddArrayToObject(root, "sessions"), time(NULL), 0};
+    cJSON *all = cJSON_AddArrayToObject(root, "sessions");
+    size_t n = a->n_workers;
+    session_walk_t *sw = mcplex_calloc(n + 1, sizeof(*sw));
+    void **args = mcplex_calloc(n + 1, sizeof(*args));
 
     (void)req;
-    for (size_t i = 0; i < a->n_workers; i++)
-        if (a->workers[i]->sessions != NULL)
-            mcplex_strmap_foreach(&a->workers[i]->sessions->by_id, add_session, &sw);
-    cJSON_AddNumberToObject(root, "count", cJSON_GetArraySize(sw.arr));
+    /* one array per worker (they fill them at the same time), joined here */
+    for (size_t i = 0; i < n; i++) {
+        sw[i].arr = cJSON_CreateArray();
+        sw[i].now = time(NULL);
+        args[i] = &sw[i];
+    }
+    visit_sessions(a, add_session, args);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *item;
+        while ((item = cJSON_DetachItemFromArray(sw[i].arr, 0)) != NULL)
+            cJSON_AddItemToArray(all, item);
+        cJSON_Delete(sw[i].arr);
+    }
+    free(sw);
+    free(args);
+    cJSON_AddNumberToObject(root, "count", cJSON_GetArraySize(all));
     respond_json(stream, 200, root);
 }
 
@@ -1180,9 +1268,27 @@ add_backend_targets(mcplex_admin_t *a, cJSON *arr, const char *backend, const mc
         memset(&tw, 0, sizeof(tw));
         tw.backend = backend;
         tw.target = tg->name;
-        for (size_t i = 0; i < a->n_workers; i++)
-            if (a->workers[i]->sessions != NULL)
-                mcplex_strmap_foreach(&a->workers[i]->sessions->by_id, count_target, &tw);
+        {
+            /* one tally per worker (they count at the same time), summed here */
+            target_walk_t *per = mcplex_calloc(a->n_workers + 1, sizeof(*per));
+            void **args = mcplex_calloc(a->n_workers + 1, sizeof(*args));
+            for (size_t i = 0; i < a->n_workers; i++) {
+                per[i] = tw;
+                args[i] = &per[i];
+            }
+            visit_sessions(a, count_target, args);
+            for (size_t i = 0; i < a->n_workers; i++) {
+                tw.sessions += per[i].sessions;
+                tw.ready += per[i].ready;
+                tw.failed += per[i].failed;
+                tw.other += per[i].other;
+                tw.restarts += per[i].restarts;
+                if (per[i].failure[0] != '\0')
+                    memcpy(tw.failure, per[i].failure, sizeof(tw.failure));
+            }
+            free(per);
+            free(args);
+        }
         mcplex_mcp_stats_target_record(backend, tg->name, &rec);
         if (tw.sessions > 0)
             state = tw.failed == tw.sessions ? "failed" : tw.ready > 0 ? "ready" : "initializing";

@@ -69,8 +69,18 @@ mcplex_admin_t *mcplex_admin_create(struct event_base *base, const char *address
                                     struct mcplex_worker **workers, size_t n_workers,
                                     const mcplex_admin_hooks_t *hooks, char *err, size_t err_len);
 
-/* Replaces the workers the admin reads (e.g. NULL, 0 once they are destroyed at shutdown). */
+/* Replaces the workers the admin reads (e.g. NULL, 0 once they are destroyed at shutdown).
+ * Only for the one worker of the main thread; worker threads go through mcplex_admin_set_group. */
 void mcplex_admin_set_workers(mcplex_admin_t *a, struct mcplex_worker **workers, size_t n_workers);
+
+struct mcplex_worker_group;
+/*
+ * Worker threads (issue 6): the admin reads the sessions and listeners of |group|'s workers on
+ * their own threads (mcplex_worker_group_run_sync: the admin request waits for every worker),
+ * and their snapshot (set only by applies the main thread waits for) directly. NULL stops
+ * reading them (at shutdown, before the worker loops end). Thread: main.
+ */
+void mcplex_admin_set_group(mcplex_admin_t *a, struct mcplex_worker_group *group);
 
 /* The bound port. */
 uint16_t mcplex_admin_port(const mcplex_admin_t *a);

@@ -1,9 +1,13 @@
 // 65-workers: worker threads (--concurrency). Connections are spread over the workers'
 // SO_REUSEPORT sockets, sessions live on one worker, and a request that lands on another worker
 // is handed over to the session's owner and answered through the connection it came on. Every
-// request here uses a fresh TCP connection, so most of them cross workers.
+// request here uses a fresh TCP connection, so most of them cross workers. The admin listener
+// sees every worker's sessions and targets (/mcp/sessions, /mcp/targets, the
+// server.mcp sessions gauge), /drain_listeners closes every worker's sockets, and
+// /quitquitquit ends the workers and their children.
 import {
-  assert, test, run, freePort, startMcplex, stdioPeer, descendants, waitFor, J, PROTOCOL_VERSION,
+  assert, test, run, freePort, startMcplex, stdioPeer, descendants, waitFor, withTimeout, portAccepts, J,
+  PROTOCOL_VERSION,
 } from "./lib/harness.mjs";
 import http from "node:http";
 import fs from "node:fs";
@@ -28,9 +32,17 @@ function post(port, body, session) {
   });
 }
 
+const admin = async (adminPort, path, method = "GET") => {
+  const r = await fetch(`http://127.0.0.1:${adminPort}${path}`, { method });
+  return { status: r.status, text: await r.text() };
+};
+
 test("sessions answered correctly whichever worker a request lands on", async () => {
   const port = await freePort();
+  const adminPort = await freePort();
   const mx = await startMcplex(`# workers
+config:
+  adminAddr: 127.0.0.1:${adminPort}
 binds:
 - port: ${port}
   listeners:
@@ -67,6 +79,18 @@ binds:
     }
   }
   await Promise.all(calls);
+  // The admin listener reads every worker (on the workers' own threads).
+  const listed = JSON.parse((await admin(adminPort, "/mcp/sessions")).text);
+  assert.equal(listed.count, sessions.length, J(listed));
+  assert.deepEqual(listed.sessions.map((x) => x.id_prefix).sort(), sessions.map((x) => x.slice(0, 8)).sort());
+  const targets = JSON.parse((await admin(adminPort, "/mcp/targets")).text).targets;
+  for (const name of ["a", "b"]) {
+    const t = targets.find((x) => x.name === name);
+    assert.equal(t.sessions, sessions.length, J(t));
+    assert.equal(t.state, "ready");
+  }
+  const stats = (await admin(adminPort, "/stats")).text;
+  assert.match(stats, /^server\.concurrency: 4$/m);
   for (const s of sessions) {
     const res = await new Promise((resolve) => {
       const req = http.request({ host: "127.0.0.1", port, path: "/mcp", method: "DELETE", agent: false,
@@ -79,6 +103,12 @@ binds:
   const log = fs.readFileSync(mx.logFile, "utf8");
   assert.match(log, /4 worker threads running/);
   assert.ok((log.match(/hands POST \/mcp over to worker/g) ?? []).length > 0, "requests crossed workers");
+  assert.equal(JSON.parse((await admin(adminPort, "/mcp/sessions")).text).count, 0);
+  // /drain_listeners closes the sockets of all four workers.
+  assert.equal((await admin(adminPort, "/drain_listeners", "POST")).status, 200);
+  assert.equal(await portAccepts(port), false, "a worker still accepts");
+  assert.equal((await admin(adminPort, "/quitquitquit", "POST")).status, 200);
+  assert.deepEqual(await withTimeout(mx.exited, 15000, "exit after /quitquitquit"), { code: 0, signal: null });
 }, { timeout: 90000 });
 
 await run();
