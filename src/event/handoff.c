@@ -43,6 +43,10 @@ struct handoff {
     char *storage;
     remote_stream_t remote;
     int remote_done; /* owner thread only */
+    /* Back-pressure across the two threads: body bytes the owner posted and the origin has not
+     * written yet, and what the origin's stream had still unsent at its last write (bytes). */
+    _Atomic size_t in_flight;
+    _Atomic size_t origin_pending;
 };
 
 typedef enum piece_kind {
@@ -134,6 +138,7 @@ origin_apply(void *arg)
             break;
         case PIECE_WRITE:
             mcplex_http_stream_write(s, p->data, p->len);
+            atomic_store(&h->origin_pending, mcplex_http_stream_pending_bytes(s));
             break;
         case PIECE_FINISH:
             mcplex_http_stream_set_close_cb(s, NULL, NULL);
@@ -145,6 +150,8 @@ origin_apply(void *arg)
             handoff_unref(h); /* the origin side is done */
         }
     }
+    if (p->kind == PIECE_WRITE)
+        atomic_fetch_sub(&h->in_flight, p->len);
     handoff_unref(h); /* the reference this message carried */
     piece_free(p);
 }
@@ -200,6 +207,8 @@ remote_post(remote_stream_t *rs, piece_kind_t kind, int status, const mcplex_htt
         memcpy(p->data, data, len);
         p->len = len;
     }
+    if (kind == PIECE_WRITE)
+        atomic_fetch_add(&h->in_flight, len);
     atomic_fetch_add(&h->refs, 1); /* carried by the message */
     mcplex_inbox_post(h->origin->inbox, origin_apply, p);
     if (kind == PIECE_RESPOND || kind == PIECE_FINISH) {
@@ -234,11 +243,14 @@ remote_finish(mcplex_http_stream_t *s)
     return remote_post((remote_stream_t *)s, PIECE_FINISH, 0, NULL, 0, NULL, 0);
 }
 
+/* What a client that does not read leaves buffered: bytes still on their way to the origin plus
+ * what the origin's stream had unsent at its last write (refreshed on every write). */
 static size_t
 remote_pending(const mcplex_http_stream_t *s)
 {
-    (void)s;
-    return 0; /* the origin's socket buffer is not visible from here */
+    handoff_t *h = ((const remote_stream_t *)s)->h;
+
+    return atomic_load(&h->in_flight) + atomic_load(&h->origin_pending);
 }
 
 static const mcplex_http_stream_ops_t remote_ops = {

@@ -95,8 +95,10 @@ write_event(mcplex_session_t *s, mcplex_http_stream_t *http, uint64_t stream_key
     replay_record(s, stream_key, seq, text, n);
     if (http != NULL && mcplex_http_stream_pending_bytes(http) > OUTBOUND_MAX_PENDING_BYTES) {
         /* Back-pressure: never buffer without bound for a client that does not read. */
-        mcplex_log_warn("mcp", "session %.12s...: client not reading stream %" PRIu64 "; ending it",
-                        s->id != NULL ? s->id : "-", stream_key);
+        if (s->unread_stream_key != stream_key)
+            mcplex_log_warn("mcp", "session %.12s...: client not reading stream %" PRIu64 "; ending it",
+                            s->id != NULL ? s->id : "-", stream_key);
+        s->unread_stream_key = stream_key;
         if (http == s->server_stream)
             server_stream_end(s);
         evbuffer_free(buf);

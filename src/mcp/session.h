@@ -140,6 +140,8 @@ struct mcplex_session {
     struct event *heartbeat;                /* ": keep-alive" comments on the idle server stream */
     uint64_t next_stream_key;               /* 0 = the server stream; POST streams 1, 2, ... */
     uint64_t next_seq;                      /* event sequence, unique across the session */
+    uint64_t unread_stream_key;             /* the last stream ended for a client not reading
+                                             * (its drops are logged once) */
     struct mcplex_replay_event *replay_head; /* sent events, oldest first, for Last-Event-ID */
     struct mcplex_replay_event *replay_tail;
     size_t replay_bytes;
