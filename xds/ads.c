@@ -713,6 +713,11 @@ resolve_target(mcplex_xds_t *x, const Envoy__Config__Core__V3__ApiConfigSource *
         mcplex_errors_add(errs, "dynamic_resources.ads_config.grpc_services", "at least one is required");
         return NULL;
     }
+    if (ads->n_grpc_services > 1) {
+        /* Envoy: "... must have a single gRPC service specified" */
+        mcplex_errors_add(errs, "dynamic_resources.ads_config.grpc_services", "must have a single gRPC service");
+        return NULL;
+    }
     gs = ads->grpc_services[0];
     switch (gs->target_specifier_case) {
     case GS_ENUM(GOOGLE_GRPC):

@@ -315,6 +315,13 @@ test("--validate checks dynamic_resources (api_type, grpc service, config source
   const r2 = await validateConfig("bad-ads-cluster.yaml", bad2);
   assert.equal(r2.code, 1, r2.stderr);
   assert.match(r2.stderr, /envoy_grpc\.cluster_name: 'nope' must be a static cluster/);
+  // Envoy takes exactly one gRPC service for ADS
+  const two = adsBootstrap("x", 1).replace("    - {envoy_grpc: {cluster_name: xds_cluster}}",
+    "    - {envoy_grpc: {cluster_name: xds_cluster}}\n    - {envoy_grpc: {cluster_name: xds_cluster}}");
+  assert.notEqual(two, adsBootstrap("x", 1));
+  const r3 = await validateConfig("two-grpc-services.yaml", two);
+  assert.equal(r3.code, 1, r3.stderr);
+  assert.match(r3.stderr, /grpc_services: must have a single gRPC service/);
   const good = await validateConfig("good-ads.yaml", adsBootstrap("x", 1, { delta: true }));
   assert.equal(good.code, 0, good.stderr);
 });
