@@ -119,7 +119,7 @@ usage(FILE *out)
             "  --validate              check the config, print every error, exit 0 or 1\n"
             "  --mode validate         same as --validate (Envoy's flag)\n"
             "  -l, --log-level LEVEL   trace, debug, info, warning, error, critical, off\n"
-            "  --concurrency N         worker threads (default 1; see README \"Worker threads\")\n"
+            "  --concurrency N         worker threads (default: one per CPU; see README \"Worker threads\")\n"
             "  --version               print the version\n"
             "Without -c or -f, mcplex serves its embedded default example on 127.0.0.1:3000/mcp.\n");
 }
@@ -254,7 +254,7 @@ main(int argc, char **argv)
     const char *file = NULL;
     mcplex_config_format_t hint = MCPLEX_CONFIG_FORMAT_AUTO;
     int validate = 0, opt, rc = 1;
-    long concurrency = 1;
+    long concurrency = 0; /* 0 = the number of online CPUs (Envoy's default) */
     mcplex_log_level_t level;
     mcplex_errors_t errs;
     mcplex_snapshot_t *snapshot = NULL;
@@ -340,6 +340,10 @@ main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    if (concurrency == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        concurrency = cpus < 1 ? 1 : cpus > 256 ? 256 : cpus;
+    }
     /* Worker threads post to each other's loops: libevent's locking must be on first. */
     if (concurrency > 1 && evthread_use_pthreads() != 0) {
         fprintf(stderr, "mcplex: libevent has no thread support\n");

@@ -313,7 +313,8 @@ test("an HTTPS target: mcp_router through an UpstreamTlsContext (trusted_ca, sni
 test("an HTTP/2 + TLS target: h2 by ALPN, two sessions on one connection", async () => {
   const pa = await freePort();
   const a = await startMcplex(routerToB(pa, file("ca.crt"), "a.example.com", true),
-    { port: pa, flag: "-c", name: "mcplex-to-h2-tls" });
+    // One worker: upstream connection pools are per worker thread.
+    { port: pa, flag: "-c", name: "mcplex-to-h2-tls", args: ["--concurrency", "1"] });
   const c1 = await connectClient(a.url);
   const c2 = await connectClient(a.url);
   try {

@@ -347,7 +347,9 @@ test("an HTTP/2 upstream target: explicit_http_config.http2_protocol_options to 
   const pb = await freePort();
   const b = await startMcplex(h2OnlyMcp(pb), { port: pb, flag: "-c", name: "mcplex-h2-upstream" });
   const pa = await freePort();
-  const a = await startMcplex(h2Router(pa, pb), { port: pa, flag: "-c", name: "mcplex-h2-router" });
+  // One worker: upstream connection pools are per worker thread.
+  const a = await startMcplex(h2Router(pa, pb), { port: pa, flag: "-c", name: "mcplex-h2-router",
+    args: ["--concurrency", "1"] });
   // Two SDK sessions (HTTP/1.1 downstream) share B's one HTTP/2 connection.
   const c1 = await connectClient(a.url);
   const c2 = await connectClient(a.url);
@@ -366,7 +368,8 @@ test("an HTTP/2 upstream target: explicit_http_config.http2_protocol_options to 
 
 test("SIGTERM: GOAWAY(NO_ERROR) to an open SSE stream, then exit after the drain", async () => {
   const port = await freePort();
-  const m = await startMcplex(localConfig(port), { port, logLevel: "debug" });
+  // One worker: the drain log below is the main thread's (each worker thread logs its own).
+  const m = await startMcplex(localConfig(port), { port, logLevel: "debug", args: ["--concurrency", "1"] });
   const init = await curlInit(m.url, "--http2-prior-knowledge");
   const session = sessionOf(init.stdout);
   // The session's server stream (GET, text/event-stream): open until the drain ends it.

@@ -79,6 +79,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -d "$HERE/node_modules/mcp-hub" ] || (cd "$HERE" && npm ci --no-audit --no-fund >&2)
 make -s -C "$HERE/fixture" >&2
 FIX=$HERE/fixture/mcpfix
+# mcplex's worker threads (default: one per CPU). One worker compares like with like against
+# nginx's one worker process; BENCH_CONCURRENCY=2 measures the threaded build.
+MX_ARGS=(--concurrency "${BENCH_CONCURRENCY:-1}")
 if [ ! -x "$MCPLEX" ]; then
     log "building mcplex"
     cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release >&2
@@ -234,7 +237,7 @@ if want mcplex-stdio; then
     log "mcplex-stdio"
     next_port; P=$PORT; next_port; A=$PORT
     mcplex_config "$TMP/mx-stdio.yaml" "$P" "$A" fix=stdio
-    start mcplex-stdio "$MCPLEX" -f "$TMP/mx-stdio.yaml"
+    start mcplex-stdio "$MCPLEX" "${MX_ARGS[@]}" -f "$TMP/mx-stdio.yaml"
     MPID=$LASTPID; wait_port "$P"
     measure mcplex-stdio "http://127.0.0.1:$P/mcp" echo "$MPID"
     stop "$MPID"
@@ -244,7 +247,7 @@ if want mcplex-http; then
     log "mcplex-http"
     next_port; P=$PORT; next_port; A=$PORT
     mcplex_config "$TMP/mx-http.yaml" "$P" "$A" "fix=$FURL"
-    start mcplex-http "$MCPLEX" -f "$TMP/mx-http.yaml"
+    start mcplex-http "$MCPLEX" "${MX_ARGS[@]}" -f "$TMP/mx-http.yaml"
     MPID=$LASTPID; wait_port "$P"
     measure mcplex-http "http://127.0.0.1:$P/mcp" echo "$MPID"
     stop "$MPID"
@@ -339,7 +342,7 @@ if want mcplex-http; then
     log "mcplex: $SESSIONS idle sessions"
     next_port; P=$PORT; next_port; A=$PORT
     mcplex_config "$TMP/mx-sess.yaml" "$P" "$A" "fix=$FURL"
-    start mcplex-sessions "$MCPLEX" -f "$TMP/mx-sess.yaml"
+    start mcplex-sessions "$MCPLEX" "${MX_ARGS[@]}" -f "$TMP/mx-sess.yaml"
     MPID=$LASTPID; wait_port "$P"
     node "$HERE/mcpclient.mjs" sessions "http://127.0.0.1:$P/mcp" 100 4 >/dev/null
     sleep 0.5
@@ -372,7 +375,7 @@ if want mcplex-http; then
         done
         next_port; P=$PORT; next_port; A=$PORT
         mcplex_config "$TMP/mx-fan.yaml" "$P" "$A" "${targets[@]}"
-        start "mcplex-fan$n" "$MCPLEX" -f "$TMP/mx-fan.yaml"
+        start "mcplex-fan$n" "$MCPLEX" "${MX_ARGS[@]}" -f "$TMP/mx-fan.yaml"
         MPID=$LASTPID; wait_port "$P"
         line=$(load mcplex-fan "http://127.0.0.1:$P/mcp" 1 "$DUR" echo tools/list)
         printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$(field p50_us "$line")" "$(field p99_us "$line")" \
