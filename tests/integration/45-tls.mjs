@@ -18,9 +18,8 @@
 //   of a ClientHello does not take mcplex down.
 import {
   assert, test, run, freePort, startMcplex, connectClient, names, textOf, stdioPeer, validateConfig,
-  TMP, J, TESTS_DIR,
+  TMP, J, TESTS_DIR, sh,
 } from "./lib/harness.mjs";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -29,23 +28,6 @@ import { pathToFileURL } from "node:url";
 const tiny = stdioPeer("tiny");
 const CERTS = path.join(TMP, "certs");
 const file = (n) => path.join(CERTS, n);
-
-// Runs a command to completion (bounded; killed after |timeout|). Resolves {code, stdout, stderr}.
-function sh(cmd, args, { timeout = 20000, env = {}, input } = {}) {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.stdin.end(input ?? "");
-    const timer = setTimeout(() => p.kill("SIGKILL"), timeout);
-    p.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 async function openssl(...args) {
   const r = await sh("openssl", args, { timeout: 20000 });

@@ -13,9 +13,9 @@
 // Not here yet: TLS (h2 via ALPN, downstream and upstream).
 // Debian has no h2spec package (apt-cache search h2spec: nothing), so h2spec is not run.
 import {
-  assert, test, run, freePort, startMcplex, connectClient, names, textOf, stdioPeer, withTimeout, TMP, J,
+  assert, test, run, freePort, startMcplex, connectClient, names, textOf, stdioPeer, withTimeout, TMP, J, sh,
 } from "./lib/harness.mjs";
-import { spawn } from "node:child_process";
+import { PREFACE, frame } from "./lib/h2frames.mjs";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -60,22 +60,6 @@ static_resources:
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
 `;
 
-// Runs a command to completion (bounded). Resolves {code, stdout, stderr}.
-function sh(cmd, args, { timeout = 20000 } = {}) {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill("SIGKILL"), timeout);
-    p.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 const INIT = J({
   jsonrpc: "2.0", id: 1, method: "initialize",
   params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "curl-h2", version: "0" } },
@@ -118,16 +102,6 @@ function rawExchange(port, chunks, ms = 3000) {
     });
   });
 }
-
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-const frame = (type, flags, stream, payload) => {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-};
 
 let mx;
 let url;

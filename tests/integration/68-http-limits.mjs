@@ -7,8 +7,8 @@
 //   connection allowed two is refused (RST_STREAM REFUSED_STREAM) while the first two stay
 //   usable; over an acknowledged limit the connection ends with GOAWAY(PROTOCOL_ERROR);
 //   a zero limit is a config error.
-import { assert, test, run, freePort, startMcplex, validateConfig, TMP } from "./lib/harness.mjs";
-import { spawn } from "node:child_process";
+import { assert, test, run, freePort, startMcplex, validateConfig, TMP, sh } from "./lib/harness.mjs";
+import { PREFACE, frame, parseFrames } from "./lib/h2frames.mjs";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -47,22 +47,6 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
 `;
-
-// Runs a command to completion (bounded). Resolves {code, stdout, stderr}.
-function sh(cmd, args, { timeout = 20000 } = {}) {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill("SIGKILL"), timeout);
-    p.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const bodies = new Map();
 function bodyFile(bytes) {
@@ -123,15 +107,6 @@ for (const proto of ["h1", "h2c"]) {
 
 // ---- max_concurrent_streams with raw HTTP/2 frames ----
 
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-const frame = (type, flags, stream, payload = Buffer.alloc(0)) => {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-};
 // HPACK: :method POST (0x83), :scheme http (0x86), :path / (0x84) from the static table, and
 // :authority localhost as a literal without indexing (0x01, length 9).
 const POST_SLASH = Buffer.concat([Buffer.from([0x83, 0x86, 0x84, 0x01, 9]), Buffer.from("localhost")]);
@@ -142,18 +117,6 @@ const SETTINGS = 4;
 const GOAWAY = 7;
 const END_STREAM = 1;
 const END_HEADERS = 4;
-
-function parseFrames(buf) {
-  const out = [];
-  for (let off = 0; off + 9 <= buf.length;) {
-    const len = buf.readUIntBE(off, 3);
-    if (off + 9 + len > buf.length) break;
-    out.push({ type: buf[off + 3], flags: buf[off + 4], stream: buf.readUInt32BE(off + 5) & 0x7fffffff,
-      payload: buf.subarray(off + 9, off + 9 + len) });
-    off += 9 + len;
-  }
-  return out;
-}
 
 // Opens a raw h2c connection to mcplex: {sock, frames(), until(pred, what)}.
 async function rawH2() {

@@ -314,6 +314,30 @@ export async function startMcplex(configText, {
   return Object.assign(h, { port, url: `http://127.0.0.1:${port}${mcpPath}`, configFile });
 }
 
+// Runs |cmd| |args| to completion (curl, nghttp, h2load, openssl, node); |input| goes to its stdin
+// (closed at once when absent), |env| is added to the environment, and it is killed after
+// |timeout| ms. Resolves {code, stdout, stderr}.
+export function sh(cmd, args, { timeout = 20000, env = {}, input } = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.stdin.on("error", () => {});
+    p.stdin.end(input ?? "");
+    const timer = setTimeout(() => p.kill("SIGKILL"), timeout);
+    p.once("error", (e) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout, stderr: `${stderr}${e.message}` });
+    });
+    p.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 // Runs mcplex to completion (e.g. --validate) and collects its output.
 // Resolves {code, signal, stdout, stderr}; kills it after |timeout|.
 export function runMcplex(args, { timeout = 15000, env = {} } = {}) {
