@@ -4,11 +4,10 @@
 // revision removed get HTTP 404 with -32601; an unknown modern version gets -32022 with the
 // supported list; nothing stays running afterwards; a legacy session still works beside it.
 import {
-  assert, test, run, freePort, startMcplex, stdioPeer, descendants, waitFor, openSession, rpc,
-  deleteSession, J,
+  assert, test, run, freePort, startMcplex, descendants, waitFor, openSession, rpc,
+  deleteSession, J, tinyPairConfig,
 } from "./lib/harness.mjs";
 
-const tiny = stdioPeer("tiny");
 const META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28",
   "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { name: "m", version: "1" } };
 
@@ -22,19 +21,7 @@ async function modern(url, method, params = {}, id = 1, meta = META) {
 
 test("sessionless 2026-07-28 requests beside a legacy session", async () => {
   const port = await freePort();
-  const mx = await startMcplex(`# modern era
-binds:
-- port: ${port}
-  listeners:
-  - routes:
-    - backends:
-      - mcp:
-          targets:
-          - name: a
-            stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: A}}
-          - name: b
-            stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: B}}
-`, { port });
+  const mx = await startMcplex(tinyPairConfig(port, "modern era"), { port });
   const legacy = await openSession(mx.url);
 
   const d = await modern(mx.url, "server/discover");

@@ -3,28 +3,14 @@
 // endpoint), POSTs to the message URL (202) and gets its answers on the stream; closing the
 // stream ends the session and its children.
 import {
-  assert, test, run, freePort, startMcplex, stdioPeer, descendants, waitFor, sleep, J,
+  assert, test, run, freePort, startMcplex, descendants, waitFor, sleep, J, tinyPairConfig,
 } from "./lib/harness.mjs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 
-const tiny = stdioPeer("tiny");
-
 test("SDK SSEClientTransport against /sse", async () => {
   const port = await freePort();
-  const mx = await startMcplex(`# legacy sse
-binds:
-- port: ${port}
-  listeners:
-  - routes:
-    - backends:
-      - mcp:
-          targets:
-          - name: a
-            stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: A}}
-          - name: b
-            stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: B}}
-`, { port });
+  const mx = await startMcplex(tinyPairConfig(port, "legacy sse"), { port });
   const client = new Client({ name: "legacy", version: "1" }, { capabilities: {} });
   const transport = new SSEClientTransport(new URL(`http://127.0.0.1:${port}/sse`));
   await client.connect(transport);

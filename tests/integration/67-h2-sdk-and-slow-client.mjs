@@ -6,7 +6,7 @@
 //   at it; mcplex ends that stream once a few MB wait unsent instead of buffering them all, its
 //   memory stays bounded, and the session keeps working for a client that reads.
 import {
-  assert, test, run, freePort, startMcplex, stdioPeer, sleep, J, PROTOCOL_VERSION,
+  assert, test, run, freePort, startMcplex, sleep, J, PROTOCOL_VERSION, tinyPairConfig,
 } from "./lib/harness.mjs";
 import { richConfig, richStdioTarget } from "./lib/rich.mjs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -15,8 +15,6 @@ import fs from "node:fs";
 import http2 from "node:http2";
 import net from "node:net";
 import { Readable } from "node:stream";
-
-const tiny = stdioPeer("tiny");
 
 // A fetch over HTTP/2 with prior knowledge (h2c), on one connection per origin.
 function h2cFetch() {
@@ -50,19 +48,7 @@ function h2cFetch() {
 
 test("the official SDK client over h2c", async () => {
   const port = await freePort();
-  const mx = await startMcplex(`# h2c
-binds:
-- port: ${port}
-  listeners:
-  - routes:
-    - backends:
-      - mcp:
-          targets:
-          - name: a
-            stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: A}}
-          - name: b
-            stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: B}}
-`, { port });
+  const mx = await startMcplex(tinyPairConfig(port, "h2c"), { port });
   const fetchImpl = h2cFetch();
   const client = new Client({ name: "h2c", version: "1" }, { capabilities: {} });
   const transport = new StreamableHTTPClientTransport(new URL(mx.url), { fetch: fetchImpl });

@@ -380,6 +380,25 @@ export async function validateConfig(name, configText, { flag = "-c" } = {}) {
   return { ...r, file };
 }
 
+// The agentgateway-style config most tests start from: one bind on |port| with one MCP backend of
+// two "tiny" stdio targets, a (NAME=A) and b (NAME=B). |title| is the config's first comment.
+export function tinyPairConfig(port, title = "two tiny targets") {
+  const tiny = stdioPeer("tiny");
+  return `# ${title}
+binds:
+- port: ${port}
+  listeners:
+  - routes:
+    - backends:
+      - mcp:
+          targets:
+          - name: a
+            stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: A}}
+          - name: b
+            stdio: {cmd: ${J(tiny.cmd)}, args: ${J(tiny.args)}, env: {NAME: B}}
+`;
+}
+
 // ---- real peers ------------------------------------------------------------------------------
 
 // server-everything in streamableHttp (or sse) mode on a free loopback port.
