@@ -8,9 +8,9 @@
  *
  * Owns: the admin socket and its connections, the process-wide server state Envoy reports
  * (LIVE / DRAINING, health-check failed), the handler registry.
- * Thread: main (the admin's event_base is the main loop; it reads the workers' state, which is
- * safe while mcplex runs one worker on the main thread; with N workers the reads go through
- * each worker's inbox, issue 6).
+ * Thread: main (the admin's event_base is the main loop). With one worker on the main thread it
+ * reads the worker's state directly; with worker threads the reads run on each worker's own
+ * thread through its inbox, waited for (mcplex_admin_set_group, issue 6).
  */
 #ifndef MCPLEX_ADMIN_ADMIN_H
 #define MCPLEX_ADMIN_ADMIN_H

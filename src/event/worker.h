@@ -1,9 +1,9 @@
 /*
  * worker.h - a worker: one thread with its own libevent event_base, owning the downstream
  * connections it accepts, the MCP sessions created on them, and the upstream HTTP connection
- * pools those sessions use. Today mcplex runs one worker on the main thread; the N-worker
- * SO_REUSEPORT model (issue 6) creates one of these per thread, and everything a request touches
- * is reached through its worker, never through globals. Thread: the worker's own.
+ * pools those sessions use. `--concurrency 1` runs one worker on the main thread; otherwise the
+ * worker group (workers.h, issue 6) creates one per thread on SO_REUSEPORT sockets. Everything a
+ * request touches is reached through its worker, never through globals. Thread: the worker's own.
  */
 #ifndef MCPLEX_EVENT_WORKER_H
 #define MCPLEX_EVENT_WORKER_H
