@@ -107,12 +107,63 @@ build_names(const char *tmpl, va_list ap, char **name, char **prom_name, char **
     *labels = lbuf;
 }
 
+/*
+ * The Envoy name of |tmpl| with the placeholder values from |ap| into |buf| (|cap| bytes, NUL
+ * terminated). Returns 0, or -1 if it does not fit. The hot path: no allocation.
+ */
+static int
+envoy_name(char *buf, size_t cap, const char *tmpl, va_list ap)
+{
+    size_t len = 0;
+    const char *p = tmpl;
+
+    while (*p != '\0') {
+        const char *end = strchr(p, '.');
+        size_t seglen = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *v = p;
+        size_t vlen = seglen;
+
+        if (seglen > 2 && p[0] == '{' && p[seglen - 1] == '}') {
+            v = va_arg(ap, const char *);
+            if (v == NULL)
+                v = "";
+            vlen = strlen(v);
+        }
+        if (len + (len > 0) + vlen + 1 > cap)
+            return -1;
+        if (len > 0)
+            buf[len++] = '.';
+        memcpy(buf + len, v, vlen);
+        len += vlen;
+        p += seglen;
+        if (*p == '.')
+            p++;
+    }
+    buf[len] = '\0';
+    return 0;
+}
+
 static mcplex_stat_t *
 stats_get(mcplex_stat_type_t type, const char *tmpl, va_list ap)
 {
     char *name, *prom_name, *labels;
-    mcplex_stat_t *s;
+    char fast[512];
+    mcplex_stat_t *s = NULL;
+    va_list copy;
+    int fits;
 
+    /* Most calls find an existing stat: look it up by its Envoy name built on the stack. */
+    va_copy(copy, ap);
+    fits = envoy_name(fast, sizeof(fast), tmpl, copy) == 0;
+    va_end(copy);
+    if (fits) {
+        pthread_mutex_lock(&store_lock);
+        if (store_ready)
+            s = mcplex_strmap_get(&store_by_name, fast);
+        pthread_mutex_unlock(&store_lock);
+        if (s != NULL)
+            return s;
+    }
     build_names(tmpl, ap, &name, &prom_name, &labels);
     pthread_mutex_lock(&store_lock);
     if (!store_ready) {

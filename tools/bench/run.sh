@@ -393,7 +393,7 @@ cg_run() {
     mcplex_config "$TMP/mx-cg.yaml" "$P" "$A" "$target"
     rm -f "$TMP"/cg.out.*
     start "callgrind-$k" valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out.%p" \
-        "$MCPLEX" -f "$TMP/mx-cg.yaml"
+        "$MCPLEX" "${MX_ARGS[@]}" -f "$TMP/mx-cg.yaml"
     local vp=$LASTPID
     wait_port "$P" 60
     node "$HERE/mcpclient.mjs" calls "http://127.0.0.1:$P/mcp" "$k" >>"$TMP/client.err"
