@@ -305,7 +305,7 @@ test("--validate checks dynamic_resources (api_type, grpc service, config source
   const bad = adsBootstrap("x", 1)
     .replace("api_type: GRPC", "api_type: REST")
     .replace("  id: x\n", "")
-    .replace("lds_config: {resource_api_version: V3, ads: {}}", "lds_config: {path_config_source: {path: /tmp/l.yaml}}");
+    .replace("lds_config: {resource_api_version: V3, ads: {}}", "lds_config: {path_config_source: {path: l.yaml}}");
   const r = await validateConfig("bad-ads.yaml", bad);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /dynamic_resources\.ads_config\.api_type: must be GRPC or DELTA_GRPC/);

@@ -129,7 +129,7 @@ test_json_format(void **state)
 static void
 test_file_sink(void **state)
 {
-    char path[] = "/tmp/mcplex-test-access-XXXXXX";
+    char path[] = "mcplex-test-access-XXXXXX"; /* in the test's working directory (the build tree) */
     int fd = mkstemp(path);
     mcplex_access_log_cfg_t cfg;
     mcplex_access_logger_t *lg;
