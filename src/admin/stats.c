@@ -1,6 +1,7 @@
 /*
  * stats.c - the process-wide stats store and its Envoy renderings (see stats.h).
- * Thread: any. Creation and rendering take the store's mutex; updates are lock-free atomics.
+ * Thread: any. Lookups and rendering take the store's read lock, creation its write lock;
+ * updates are lock-free atomics.
  */
 #include "admin/stats.h"
 
@@ -26,7 +27,8 @@ static const char *const quantile_names[] = {"P0",  "P25", "P50",   "P75",   "P9
                                              "P95", "P99", "P99.5", "P99.9", "P100"};
 #define N_QUANTILES (sizeof(quantiles) / sizeof(quantiles[0]))
 
-static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Lookups and renderings read (any number of worker threads at once); creation and reset write. */
+static pthread_rwlock_t store_lock = PTHREAD_RWLOCK_INITIALIZER;
 static mcplex_strmap_t store_by_name; /* Envoy name -> mcplex_stat_t * */
 static int store_ready;
 static mcplex_stat_t **store_all;
@@ -157,15 +159,15 @@ stats_get(mcplex_stat_type_t type, const char *tmpl, va_list ap)
     fits = envoy_name(fast, sizeof(fast), tmpl, copy) == 0;
     va_end(copy);
     if (fits) {
-        pthread_mutex_lock(&store_lock);
+        pthread_rwlock_rdlock(&store_lock);
         if (store_ready)
             s = mcplex_strmap_get(&store_by_name, fast);
-        pthread_mutex_unlock(&store_lock);
+        pthread_rwlock_unlock(&store_lock);
         if (s != NULL)
             return s;
     }
     build_names(tmpl, ap, &name, &prom_name, &labels);
-    pthread_mutex_lock(&store_lock);
+    pthread_rwlock_wrlock(&store_lock);
     if (!store_ready) {
         mcplex_strmap_init(&store_by_name);
         store_ready = 1;
@@ -185,7 +187,7 @@ stats_get(mcplex_stat_type_t type, const char *tmpl, va_list ap)
         }
         store_all[store_n++] = s;
     }
-    pthread_mutex_unlock(&store_lock);
+    pthread_rwlock_unlock(&store_lock);
     free(name);
     free(prom_name);
     free(labels);
@@ -233,27 +235,27 @@ mcplex_stats_find(const char *name)
 {
     mcplex_stat_t *s = NULL;
 
-    pthread_mutex_lock(&store_lock);
+    pthread_rwlock_rdlock(&store_lock);
     if (store_ready)
         s = mcplex_strmap_get(&store_by_name, name);
-    pthread_mutex_unlock(&store_lock);
+    pthread_rwlock_unlock(&store_lock);
     return s;
 }
 
 void
 mcplex_stats_reset_counters(void)
 {
-    pthread_mutex_lock(&store_lock);
+    pthread_rwlock_rdlock(&store_lock);
     for (size_t i = 0; i < store_n; i++)
         if (store_all[i]->type == MCPLEX_STAT_COUNTER)
             atomic_store_explicit(&store_all[i]->value, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&store_lock);
+    pthread_rwlock_unlock(&store_lock);
 }
 
 void
 mcplex_stats_reset(void)
 {
-    pthread_mutex_lock(&store_lock);
+    pthread_rwlock_wrlock(&store_lock);
     for (size_t i = 0; i < store_n; i++) {
         free(store_all[i]->name);
         free(store_all[i]->prom_name);
@@ -266,7 +268,7 @@ mcplex_stats_reset(void)
     if (store_ready)
         mcplex_strmap_dispose(&store_by_name);
     store_ready = 0;
-    pthread_mutex_unlock(&store_lock);
+    pthread_rwlock_unlock(&store_lock);
 }
 
 /* ---- histograms ----------------------------------------------------------------------------- */
@@ -354,7 +356,7 @@ select_stats(const mcplex_stats_query_t *q, int by_family, size_t *n, char *err,
         }
         have_re = 1;
     }
-    pthread_mutex_lock(&store_lock);
+    pthread_rwlock_rdlock(&store_lock);
     out = mcplex_calloc(store_n + 1, sizeof(*out));
     for (size_t i = 0; i < store_n; i++) {
         mcplex_stat_t *s = store_all[i];
@@ -370,7 +372,7 @@ select_stats(const mcplex_stats_query_t *q, int by_family, size_t *n, char *err,
         }
         out[k++] = s;
     }
-    pthread_mutex_unlock(&store_lock);
+    pthread_rwlock_unlock(&store_lock);
     if (have_re)
         regfree(&re);
     qsort(out, k, sizeof(*out), by_family ? cmp_stat_name : cmp_stat_envoy_name);
