@@ -221,42 +221,13 @@ h1_timer_add(struct event *ev, uint32_t ms)
     evtimer_add(ev, &tv);
 }
 
-/* The Date header value for now (IMF-fixdate), formatted once a second per thread. */
-static const char *
-h1_date(mcplex_h1_conn_t *c)
-{
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    static _Thread_local time_t cached_sec = -1;
-    static _Thread_local char cached[80];
-    struct timeval tv;
-    struct tm tm;
-
-    event_base_gettimeofday_cached(c->base, &tv);
-    if (tv.tv_sec != cached_sec) {
-        time_t t = tv.tv_sec;
-        gmtime_r(&t, &tm);
-        snprintf(cached, sizeof(cached), "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
-                 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        cached_sec = tv.tv_sec;
-    }
-    return cached;
-}
-
-static bool
-h1_name_is(const char *name, size_t len, const char *lname)
-{
-    return strlen(lname) == len && strncasecmp(name, lname, len) == 0;
-}
-
 /* Response headers the codec writes itself; the handler's copies are dropped. */
 static bool
 h1_header_is_framing(const mcplex_http_header_t *h)
 {
-    return h1_name_is(h->name, h->name_len, "content-length") ||
-           h1_name_is(h->name, h->name_len, "transfer-encoding") ||
-           h1_name_is(h->name, h->name_len, "connection") || h1_name_is(h->name, h->name_len, "keep-alive");
+    return mcplex_http_name_is(h->name, h->name_len, "content-length") ||
+           mcplex_http_name_is(h->name, h->name_len, "transfer-encoding") ||
+           mcplex_http_name_is(h->name, h->name_len, "connection") || mcplex_http_name_is(h->name, h->name_len, "keep-alive");
 }
 
 /* A response header we can write without breaking the framing (no CR, LF, NUL; a token name). */
@@ -360,7 +331,7 @@ h1_stream_write_head(h1_stream_t *s, int status, const mcplex_http_header_t *hdr
 {
     mcplex_h1_conn_t *c = s->conn;
     const char *reason = mcplex_http_status_text(status);
-    const char *date = h1_date(c);
+    const char *date = mcplex_http_date(c->base);
     bool have_date = false;
     struct evbuffer_iovec v;
     size_t need;
@@ -372,7 +343,7 @@ h1_stream_write_head(h1_stream_t *s, int status, const mcplex_http_header_t *hdr
         const mcplex_http_header_t *h = &hdrs[i];
         need += h->name_len + h->value_len + 4;
         /* The handler may end the connection after this response (e.g. while draining). */
-        if (h1_name_is(h->name, h->name_len, "connection") && h1_name_is(h->value, h->value_len, "close"))
+        if (mcplex_http_name_is(h->name, h->name_len, "connection") && mcplex_http_name_is(h->value, h->value_len, "close"))
             s->keep_alive = false;
     }
     /* One contiguous extent (n_vec 1); failure means out of memory, which aborts as mem.h does. */
@@ -388,7 +359,7 @@ h1_stream_write_head(h1_stream_t *s, int status, const mcplex_http_header_t *hdr
             mcplex_log_warn(H1_LOG, "%s: dropping response header with invalid characters", c->peer);
             continue;
         }
-        have_date = have_date || h1_name_is(h->name, h->name_len, "date");
+        have_date = have_date || mcplex_http_name_is(h->name, h->name_len, "date");
         memcpy(w, h->name, h->name_len);
         w += h->name_len;
         *w++ = ':';
@@ -907,7 +878,7 @@ h1_conn_fail(mcplex_h1_conn_t *c, enum http_errno err)
     evbuffer_add_printf(h1_conn_output(c),
                         "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
                         "Connection: close\r\n\r\n%s\n",
-                        status, reason, h1_date(c), strlen(reason) + 1, reason);
+                        status, reason, mcplex_http_date(c->base), strlen(reason) + 1, reason);
     h1_conn_drain(c);
 }
 

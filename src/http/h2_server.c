@@ -144,35 +144,6 @@ h2_timer_add(struct event *ev, uint32_t ms)
     evtimer_add(ev, &tv);
 }
 
-/* The Date header value for now (IMF-fixdate), formatted once a second per thread. */
-static const char *
-h2_date(mcplex_h2_conn_t *c)
-{
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    static _Thread_local time_t cached_sec = -1;
-    static _Thread_local char cached[80];
-    struct timeval tv;
-    struct tm tm;
-
-    event_base_gettimeofday_cached(c->base, &tv);
-    if (tv.tv_sec != cached_sec) {
-        time_t t = tv.tv_sec;
-        gmtime_r(&t, &tm);
-        snprintf(cached, sizeof(cached), "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
-                 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        cached_sec = tv.tv_sec;
-    }
-    return cached;
-}
-
-static bool
-h2_name_is(const char *name, size_t len, const char *lname)
-{
-    return strlen(lname) == len && strncasecmp(name, lname, len) == 0;
-}
-
 /* Response headers HTTP/2 forbids (RFC 9113 section 8.2.2) or the codec writes itself. */
 static bool
 h2_header_is_dropped(const mcplex_http_header_t *h)
@@ -183,7 +154,7 @@ h2_header_is_dropped(const mcplex_http_header_t *h)
     if (h->name_len == 0 || h->name[0] == ':')
         return true;
     for (size_t i = 0; dropped[i] != NULL; i++)
-        if (h2_name_is(h->name, h->name_len, dropped[i]))
+        if (mcplex_http_name_is(h->name, h->name_len, dropped[i]))
             return true;
     return false;
 }
@@ -350,12 +321,12 @@ h2_stream_submit(h2_stream_t *s, int status, const mcplex_http_header_t *hdrs, s
         for (size_t j = 0; j < h->name_len; j++)
             if (lower[i][j] >= 'A' && lower[i][j] <= 'Z')
                 lower[i][j] = (char)(lower[i][j] + ('a' - 'A'));
-        have_date = have_date || h2_name_is(h->name, h->name_len, "date");
+        have_date = have_date || mcplex_http_name_is(h->name, h->name_len, "date");
         nva[n++] = (nghttp2_nv){(uint8_t *)lower[i], (uint8_t *)h->value, h->name_len, h->value_len,
                                 NGHTTP2_NV_FLAG_NONE};
     }
     if (!have_date) {
-        const char *date = h2_date(c);
+        const char *date = mcplex_http_date(c->base);
         nva[n++] = (nghttp2_nv){(uint8_t *)"date", (uint8_t *)date, 4, strlen(date), NGHTTP2_NV_FLAG_NONE};
     }
     if (content_length >= 0) {
@@ -566,12 +537,12 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
     if (frame->headers.cat != NGHTTP2_HCAT_REQUEST || s->early_status != 0)
         return 0; /* trailers: counted, not kept */
     if (namelen > 0 && name[0] == ':') {
-        if (h2_name_is((const char *)name, namelen, ":method")) {
+        if (mcplex_http_name_is((const char *)name, namelen, ":method")) {
             free(s->method);
             s->method = mcplex_strndup((const char *)value, valuelen);
-        } else if (h2_name_is((const char *)name, namelen, ":path")) {
+        } else if (mcplex_http_name_is((const char *)name, namelen, ":path")) {
             h2_stream_set_path(s, (const char *)value, valuelen);
-        } else if (h2_name_is((const char *)name, namelen, ":authority")) {
+        } else if (mcplex_http_name_is((const char *)name, namelen, ":authority")) {
             free(s->authority);
             s->authority = mcplex_strndup((const char *)value, valuelen);
         }
@@ -1141,10 +1112,10 @@ mcplex_h2_conn_create_upgraded(struct event_base *base, struct bufferevent *bev,
     s->authority = upgrade_req->authority != NULL ? mcplex_strdup(upgrade_req->authority) : NULL;
     for (size_t i = 0; i < upgrade_req->n_headers; i++) {
         const mcplex_http_header_t *h = &upgrade_req->headers[i];
-        if (h2_name_is(h->name, h->name_len, "connection") || h2_name_is(h->name, h->name_len, "upgrade") ||
-            h2_name_is(h->name, h->name_len, "http2-settings") || h2_name_is(h->name, h->name_len, "host") ||
-            h2_name_is(h->name, h->name_len, "keep-alive") ||
-            h2_name_is(h->name, h->name_len, "transfer-encoding"))
+        if (mcplex_http_name_is(h->name, h->name_len, "connection") || mcplex_http_name_is(h->name, h->name_len, "upgrade") ||
+            mcplex_http_name_is(h->name, h->name_len, "http2-settings") || mcplex_http_name_is(h->name, h->name_len, "host") ||
+            mcplex_http_name_is(h->name, h->name_len, "keep-alive") ||
+            mcplex_http_name_is(h->name, h->name_len, "transfer-encoding"))
             continue;
         h2_stream_add_header(s, h->name, h->name_len, h->value, h->value_len);
     }

@@ -5,7 +5,11 @@
  */
 #include "http/http.h"
 
+#include <event2/event.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/time.h>
 #include <time.h>
 
 /* --- response observer (issue 7) --- */
@@ -162,4 +166,32 @@ mcplex_http_status_text(int status)
     if (status >= 400 && status < 500)
         return "Client Error";
     return "Server Error";
+}
+
+bool
+mcplex_http_name_is(const char *name, size_t len, const char *lname)
+{
+    return strlen(lname) == len && strncasecmp(name, lname, len) == 0;
+}
+
+const char *
+mcplex_http_date(struct event_base *base)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[80];
+    struct timeval tv;
+    struct tm tm;
+
+    event_base_gettimeofday_cached(base, &tv);
+    if (tv.tv_sec != cached_sec) {
+        time_t t = tv.tv_sec;
+        gmtime_r(&t, &tm);
+        snprintf(cached, sizeof(cached), "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+                 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = tv.tv_sec;
+    }
+    return cached;
 }

@@ -11,6 +11,7 @@
 #ifndef MCPLEX_HTTP_HTTP_H
 #define MCPLEX_HTTP_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -135,6 +136,15 @@ struct mcplex_http_stream {
  */
 void mcplex_http_stream_observe(mcplex_http_stream_t *stream, const mcplex_http_request_t *req,
                                 mcplex_http_complete_fn fn, void *arg);
+/* Whether header name |name| (|len| bytes) is |lname| (lower case), ignoring case. Any thread. */
+bool mcplex_http_name_is(const char *name, size_t len, const char *lname);
+/*
+ * The Date header value (IMF-fixdate, RFC 9110 section 5.6.7) for |base|'s cached time,
+ * formatted at most once a second per thread. Returns a thread-local string, valid until the
+ * next call on this thread. Thread: |base|'s loop.
+ */
+struct event_base;
+const char *mcplex_http_date(struct event_base *base);
 /* Microseconds of CLOCK_MONOTONIC. */
 uint64_t mcplex_http_now_us(void);
 
